@@ -1,0 +1,220 @@
+package vpay
+
+import (
+	"crypto/tls"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/url"
+	"strings"
+	"sync"
+	"time"
+
+	"golang.org/x/sync/singleflight"
+)
+
+// Version is the SDK's version, sent in the User-Agent.
+const Version = "0.1.0"
+
+// Mode is the environment an API key belongs to.
+type Mode string
+
+// The two V-Pay environments.
+const (
+	ModeSandbox Mode = "sandbox"
+	ModeLive    Mode = "live"
+)
+
+// Client calls the V-Pay API. Create one with NewClient and share it: a
+// *Client is safe for concurrent use by any number of goroutines, and it
+// keeps one access token and one rate-limit budget for all of them.
+type Client struct {
+	apiUser   string
+	apiKey    string
+	baseURL   *url.URL
+	http      *http.Client
+	logger    *slog.Logger
+	userAgent string
+	retries   int
+	maxWait   time.Duration
+	limiter   Limiter
+	store     TokenStore
+	clock     clock
+
+	refresh singleflight.Group
+
+	mu   sync.Mutex
+	mode Mode
+	rl   RateLimit
+}
+
+// NewClient returns a client for the API user and key from the V-Pay
+// dashboard. It refuses empty credentials, a bad option, and a sandbox user
+// with a live key (or the reverse). The mode comes from the prefixes
+// (sk_sandbox_/sk_live_ keys, vpay_sandbox_/vpay_live_ users); credentials
+// without a known prefix take it from the first token.
+//
+// NewClient makes no network call: the first token is fetched by the first
+// call that needs it.
+func NewClient(apiUser, apiKey string, opts ...Option) (*Client, error) {
+	apiUser, apiKey = strings.TrimSpace(apiUser), strings.TrimSpace(apiKey)
+	if apiUser == "" {
+		return nil, invalid("apiUser", ErrInvalidKey, "empty")
+	}
+	if apiKey == "" {
+		return nil, invalid("apiKey", ErrInvalidKey, "empty")
+	}
+	if strings.ContainsAny(apiUser+apiKey, "\r\n\x00") {
+		return nil, invalid("apiKey", ErrInvalidKey, "contains a control character")
+	}
+	userMode := modeFromPrefix(apiUser, "vpay_")
+	keyMode := modeFromPrefix(apiKey, "sk_")
+	if userMode != "" && keyMode != "" && userMode != keyMode {
+		return nil, invalid("apiKey", ErrInvalidKey, "a %s key cannot be used with a %s user", keyMode, userMode)
+	}
+	cfg := config{
+		baseURL:    DefaultBaseURL,
+		maxRetries: DefaultMaxRetries,
+		plan:       PlanStarter,
+		maxWait:    DefaultMaxWait,
+		clock:      realClock{},
+	}
+	for _, o := range opts {
+		if o == nil {
+			return nil, fmt.Errorf("vpay: nil Option")
+		}
+		if err := o(&cfg); err != nil {
+			return nil, err
+		}
+	}
+	base, err := parseBaseURL(cfg.baseURL)
+	if err != nil {
+		return nil, err
+	}
+	c := &Client{
+		apiUser:   apiUser,
+		apiKey:    apiKey,
+		baseURL:   base,
+		http:      cfg.httpClient,
+		logger:    cfg.logger,
+		userAgent: "vpay-go/" + Version,
+		retries:   cfg.maxRetries,
+		maxWait:   cfg.maxWait,
+		limiter:   cfg.limiter,
+		store:     cfg.store,
+		clock:     cfg.clock,
+		mode:      userMode,
+	}
+	if keyMode != "" {
+		c.mode = keyMode
+	}
+	if cfg.userAgent != "" {
+		c.userAgent += " " + cfg.userAgent
+	}
+	if c.http == nil {
+		c.http = defaultHTTPClient()
+	}
+	if c.logger == nil {
+		c.logger = slog.New(slog.DiscardHandler)
+	}
+	if c.limiter == nil {
+		c.limiter = newLocalLimiter(cfg.plan, c.clock)
+	}
+	if c.store == nil {
+		c.store = NewMemoryTokenStore()
+	}
+	return c, nil
+}
+
+func modeFromPrefix(s, family string) Mode {
+	switch {
+	case strings.HasPrefix(s, family+"sandbox_"):
+		return ModeSandbox
+	case strings.HasPrefix(s, family+"live_"):
+		return ModeLive
+	}
+	return ""
+}
+
+// parseBaseURL accepts https URLs, and http ones only on a loopback host, so
+// that credentials never cross a network in the clear.
+func parseBaseURL(raw string) (*url.URL, error) {
+	u, err := url.Parse(raw)
+	if err != nil || u.Host == "" {
+		return nil, fmt.Errorf("vpay: WithBaseURL: %q is not an absolute URL", raw)
+	}
+	switch u.Scheme {
+	case "https":
+	case "http":
+		if !isLoopback(u.Hostname()) {
+			return nil, fmt.Errorf("vpay: WithBaseURL: %q is not https; plain http is only allowed on loopback", raw)
+		}
+	default:
+		return nil, fmt.Errorf("vpay: WithBaseURL: %q: scheme must be https", raw)
+	}
+	if u.User != nil || u.RawQuery != "" || u.Fragment != "" {
+		return nil, fmt.Errorf("vpay: WithBaseURL: %q must not carry user info, a query or a fragment", u.Redacted())
+	}
+	if !strings.HasSuffix(u.Path, "/") {
+		u.Path += "/"
+	}
+	u.RawPath = ""
+	return u, nil
+}
+
+func isLoopback(host string) bool {
+	if host == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
+}
+
+func defaultHTTPClient() *http.Client {
+	return &http.Client{
+		Timeout: DefaultTimeout,
+		Transport: &http.Transport{
+			Proxy:                 http.ProxyFromEnvironment,
+			DialContext:           (&net.Dialer{Timeout: 10 * time.Second, KeepAlive: 30 * time.Second}).DialContext,
+			ForceAttemptHTTP2:     true,
+			MaxIdleConns:          100,
+			MaxIdleConnsPerHost:   32,
+			IdleConnTimeout:       90 * time.Second,
+			TLSHandshakeTimeout:   10 * time.Second,
+			ExpectContinueTimeout: time.Second,
+			ResponseHeaderTimeout: DefaultTimeout,
+			TLSClientConfig:       &tls.Config{MinVersion: tls.VersionTLS12},
+		},
+		// A redirect would resend the apiKey header to wherever it points.
+		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
+	}
+}
+
+// Mode returns the client's environment: from the credentials' prefixes, or
+// from the first token when they have none ("" until then).
+func (c *Client) Mode() Mode {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.mode
+}
+
+// RateLimit returns the latest rate-limit state the server announced (the
+// zero value before any response).
+func (c *Client) RateLimit() RateLimit {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.rl
+}
+
+// String describes the client without its credentials.
+func (c *Client) String() string {
+	return fmt.Sprintf("vpay.Client{mode: %q, baseURL: %q, apiUser: %q}", c.Mode(), c.baseURL.String(), c.apiUser)
+}
+
+// GoString is String, so that %#v does not print the key either.
+func (c *Client) GoString() string { return c.String() }
+
+// Format makes every fmt verb print String, never the key.
+func (c *Client) Format(f fmt.State, _ rune) { _, _ = io.WriteString(f, c.String()) }

@@ -1,0 +1,154 @@
+package vpay
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"strings"
+	"time"
+)
+
+// Option configures a Client. Each option validates its argument; a bad one
+// makes NewClient return an error.
+type Option func(*config) error
+
+type config struct {
+	baseURL    string
+	httpClient *http.Client
+	logger     *slog.Logger
+	userAgent  string
+	maxRetries int
+	plan       Plan
+	maxWait    time.Duration
+	limiter    Limiter
+	store      TokenStore
+	clock      clock
+}
+
+// DefaultBaseURL is the V-Pay API's documented base URL, for sandbox and
+// live keys alike.
+const DefaultBaseURL = "https://vonsung.rw/api/"
+
+// Defaults for the options.
+const (
+	DefaultMaxRetries = 2
+	DefaultMaxWait    = 60 * time.Second
+	DefaultTimeout    = 30 * time.Second
+)
+
+// WithBaseURL points the client at another server, e.g. the vpaytest
+// emulator. It must be https unless its host is loopback.
+func WithBaseURL(u string) Option {
+	return func(c *config) error {
+		if _, err := parseBaseURL(u); err != nil {
+			return err
+		}
+		c.baseURL = u
+		return nil
+	}
+}
+
+// WithHTTPClient makes the client send its requests through hc. Give hc a
+// Timeout (or every call a ctx deadline): a client without one can hang.
+func WithHTTPClient(hc *http.Client) Option {
+	return func(c *config) error {
+		if hc == nil {
+			return errors.New("vpay: WithHTTPClient: nil *http.Client")
+		}
+		c.httpClient = hc
+		return nil
+	}
+}
+
+// WithLogger sends the client's logs to l: each request at debug level
+// (method, path, status, duration, request id), retry decisions at debug,
+// rate-limit waits over a second at info. No secret is ever logged.
+func WithLogger(l *slog.Logger) Option {
+	return func(c *config) error {
+		if l == nil {
+			return errors.New("vpay: WithLogger: nil *slog.Logger")
+		}
+		c.logger = l
+		return nil
+	}
+}
+
+// WithUserAgent appends ua to the SDK's own User-Agent, vpay-go/<version>.
+func WithUserAgent(ua string) Option {
+	return func(c *config) error {
+		if strings.ContainsAny(ua, "\r\n") {
+			return errors.New("vpay: WithUserAgent: user agent contains a line break")
+		}
+		c.userAgent = strings.TrimSpace(ua)
+		return nil
+	}
+}
+
+// WithMaxRetries sets how many times a call is retried after a transient
+// failure or a 429 (default 2; 0 disables retries). A 401 is always retried
+// once with a fresh token, whatever this says.
+func WithMaxRetries(n int) Option {
+	return func(c *config) error {
+		if n < 0 || n > 10 {
+			return fmt.Errorf("vpay: WithMaxRetries: %d is outside 0..10", n)
+		}
+		c.maxRetries = n
+		return nil
+	}
+}
+
+// WithPlan sets the API key's plan, which seeds the default Limiter
+// (default PlanStarter, the most conservative; the server's headers then
+// adapt it).
+func WithPlan(p Plan) Option {
+	return func(c *config) error {
+		if err := p.validate(); err != nil {
+			return err
+		}
+		c.plan = p
+		return nil
+	}
+}
+
+// WithMaxWait sets the longest the client waits for a rate-limit window
+// before it returns ErrRateLimited instead (default 60 s, one window).
+func WithMaxWait(d time.Duration) Option {
+	return func(c *config) error {
+		if d < 0 {
+			return fmt.Errorf("vpay: WithMaxWait: negative duration %s", d)
+		}
+		c.maxWait = d
+		return nil
+	}
+}
+
+// WithLimiter replaces the default rate limiter, e.g. with one shared by
+// many processes (redisstore.NewLimiter).
+func WithLimiter(l Limiter) Option {
+	return func(c *config) error {
+		if l == nil {
+			return errors.New("vpay: WithLimiter: nil Limiter")
+		}
+		c.limiter = l
+		return nil
+	}
+}
+
+// WithTokenStore replaces the in-memory token store, e.g. with one shared by
+// many processes (redisstore.NewTokenStore).
+func WithTokenStore(s TokenStore) Option {
+	return func(c *config) error {
+		if s == nil {
+			return errors.New("vpay: WithTokenStore: nil TokenStore")
+		}
+		c.store = s
+		return nil
+	}
+}
+
+// withClock is for the package's own tests: a fake clock makes waits
+// instantaneous and observable.
+func withClock(cl clock) Option {
+	return func(c *config) error { c.clock = cl; return nil }
+}

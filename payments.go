@@ -1,0 +1,330 @@
+package vpay
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/base32"
+	"encoding/json"
+	"net/mail"
+	"net/url"
+	"strings"
+	"time"
+	"unicode"
+	"unicode/utf8"
+
+	"github.com/vonsung/vpay-go/internal/wire"
+)
+
+// PaymentMethod is how the payer pays.
+type PaymentMethod string
+
+// The documented payment methods.
+const (
+	// MethodMTN sends a USSD prompt to an MTN MoMo number.
+	MethodMTN PaymentMethod = "mtnrw"
+	// MethodCard returns a payment_url where the payer enters a card.
+	MethodCard PaymentMethod = "card"
+	// MethodAll returns a payment_url where the payer chooses.
+	MethodAll PaymentMethod = "all"
+)
+
+// MinAmount is the smallest payment V-Pay accepts, in RWF.
+const MinAmount = 100
+
+// MaxDescriptionLen is the longest description V-Pay shows, in characters.
+const MaxDescriptionLen = 80
+
+// PayRequest is a payment to collect. Only Amount, and Phone for MethodMTN,
+// are required.
+type PayRequest struct {
+	// Amount in whole RWF, at least MinAmount.
+	Amount int64
+	// Currency defaults to "RWF". Another code is converted by V-Pay at its
+	// exchange rate.
+	Currency string
+	// Method defaults to MethodMTN.
+	Method PaymentMethod
+	// Phone is the payer's number in any common form (0781234567,
+	// 250781234567, +250 78 123 4567); it is sent as 07XXXXXXXX. MethodMTN
+	// needs an MTN number (078, 079).
+	Phone string
+	// Reference is your unique id for this order; V-Pay refuses a second
+	// payment with the same one, which is what makes retries safe. If
+	// empty, the SDK makes an unguessable one and returns it in
+	// Payment.Reference: store it before you show the customer anything.
+	Reference string
+	// Description is shown to the payer: at most 80 characters; for
+	// MethodMTN only letters, digits, space and .,-_'/#() (MoMo silently
+	// fails on the rest).
+	Description string
+	PayerName   string
+	PayerEmail  string
+	// SendReceipt nil leaves the server's default (true).
+	SendReceipt *bool
+	// CallbackURL receives the webhooks for this payment: an absolute
+	// http(s) URL.
+	CallbackURL string
+	// Metadata comes back in webhook payloads.
+	Metadata map[string]string
+}
+
+// Payment is V-Pay's answer to Pay.
+type Payment struct {
+	TransactionID string
+	// Reference is the request's Reference, or the one the SDK made.
+	Reference string
+	Status    Status
+	Message   string
+	// PaymentURL is where to send the payer, for card and "all" payments.
+	PaymentURL string
+	Merchant   string
+	CreatedAt  time.Time
+	// Transaction is the full result when the server completed the payment
+	// before answering (the self-hosted MoMo response), nil otherwise.
+	Transaction *Transaction
+}
+
+// Pay starts a payment: POST /pay/. For MethodMTN the payer gets a USSD
+// prompt and the Payment is pending; follow it with a webhook, Status or
+// Wait. Invalid input is refused before anything is sent, with a
+// *ValidationError that names the field.
+//
+// Pay is retried on transient failures with the same Reference, so it never
+// charges twice: if a retry is refused as a duplicate, or the outcome of the
+// last attempt is unknown, the error matches ErrOutcomeUnknown.
+func (c *Client) Pay(ctx context.Context, req *PayRequest) (*Payment, error) {
+	body, ref, err := req.wire()
+	if err != nil {
+		return nil, err
+	}
+	raw, err := json.Marshal(body)
+	if err != nil {
+		return nil, &Error{Message: "cannot encode request", Err: err}
+	}
+	var tx wire.Transaction
+	if err := c.do(ctx, call{method: "POST", path: "pay/", body: raw, auth: true, reference: ref, creates: true}, &tx); err != nil {
+		return nil, err
+	}
+	p := &Payment{
+		TransactionID: string(tx.TransactionID),
+		Reference:     ref,
+		Status:        parseStatus(string(tx.Status)),
+		Message:       string(tx.Message),
+		PaymentURL:    string(tx.PaymentURL),
+		Merchant:      string(tx.Merchant),
+	}
+	p.CreatedAt, _ = wire.ParseTime(string(tx.CreatedAt), time.UTC)
+	if tx.Amount != 0 || tx.TransactionDate != "" || tx.PayerPhone != "" {
+		t := transactionFromWire(&tx)
+		if t.Reference == "" {
+			t.Reference = ref
+		}
+		p.Transaction = t
+	}
+	return p, nil
+}
+
+// Validate checks r as Pay would, without sending anything.
+func (r *PayRequest) Validate() error {
+	_, _, err := r.wire()
+	return err
+}
+
+func (r *PayRequest) wire() (*wire.PayRequest, string, error) {
+	if r == nil {
+		return nil, "", invalid("PayRequest", nil, "nil request")
+	}
+	if r.Amount < MinAmount {
+		return nil, "", invalid("PayRequest.Amount", ErrInvalidAmount, "%d RWF is below the minimum of %d RWF", r.Amount, MinAmount)
+	}
+	currency := strings.ToUpper(strings.TrimSpace(r.Currency))
+	if currency == "" {
+		currency = "RWF"
+	}
+	if len(currency) != 3 || strings.Trim(currency, "ABCDEFGHIJKLMNOPQRSTUVWXYZ") != "" {
+		return nil, "", invalid("PayRequest.Currency", nil, "%q is not a three-letter currency code", r.Currency)
+	}
+	method := r.Method
+	if method == "" {
+		method = MethodMTN
+	}
+	switch method {
+	case MethodMTN, MethodCard, MethodAll:
+	default:
+		return nil, "", invalid("PayRequest.Method", nil, "%q is not one of mtnrw, card, all", string(r.Method))
+	}
+	var phone string
+	if r.Phone != "" || method == MethodMTN {
+		p, network, err := NormalizePhone(r.Phone)
+		if err != nil {
+			return nil, "", err
+		}
+		if method == MethodMTN && network != NetworkMTN {
+			return nil, "", invalid("PayRequest.Phone", ErrInvalidPhone, "%s is an %s number; MethodMTN needs an MTN number (078, 079)", p, network)
+		}
+		phone = p
+	}
+	if err := checkDescription(r.Description, method); err != nil {
+		return nil, "", err
+	}
+	ref := strings.TrimSpace(r.Reference)
+	if ref == "" {
+		ref = NewReference()
+	} else if err := checkReference(ref); err != nil {
+		return nil, "", err
+	}
+	if err := checkText("PayRequest.PayerName", r.PayerName, 100); err != nil {
+		return nil, "", err
+	}
+	if r.PayerEmail != "" {
+		if a, err := mail.ParseAddress(r.PayerEmail); err != nil || a.Address != r.PayerEmail {
+			return nil, "", invalid("PayRequest.PayerEmail", nil, "%q is not an email address", r.PayerEmail)
+		}
+	}
+	if err := checkURL("PayRequest.CallbackURL", r.CallbackURL); err != nil {
+		return nil, "", err
+	}
+	for k, v := range r.Metadata {
+		if k == "" || !utf8.ValidString(k) || !utf8.ValidString(v) {
+			return nil, "", invalid("PayRequest.Metadata", nil, "keys must be non-empty and keys and values valid UTF-8")
+		}
+	}
+	return &wire.PayRequest{
+		Amount:        r.Amount,
+		Currency:      currency,
+		PaymentMethod: string(method),
+		PayerPhone:    phone,
+		ExternalID:    ref,
+		PayeeMessage:  r.Description,
+		PayerName:     r.PayerName,
+		PayerEmail:    r.PayerEmail,
+		SendReceipt:   r.SendReceipt,
+		CallbackURL:   r.CallbackURL,
+		Metadata:      r.Metadata,
+	}, ref, nil
+}
+
+// Network is a Rwandan mobile network.
+type Network string
+
+// The networks a Rwandan mobile number can belong to.
+const (
+	NetworkMTN    Network = "MTN"
+	NetworkAirtel Network = "Airtel"
+)
+
+// NormalizePhone reads a Rwandan mobile number in any common form
+// (0781234567, 250781234567, +250 78 123 4567, 781234567) and returns it as
+// 07XXXXXXXX with its network. Anything else is a *ValidationError matching
+// ErrInvalidPhone.
+func NormalizePhone(s string) (string, Network, error) {
+	var digits strings.Builder
+	for i, r := range strings.TrimSpace(s) {
+		switch {
+		case r >= '0' && r <= '9':
+			digits.WriteRune(r)
+		case r == '+' && i == 0, r == ' ', r == '-', r == '.', r == '(', r == ')':
+		default:
+			return "", "", invalid("PayRequest.Phone", ErrInvalidPhone, "%q contains %q", s, r)
+		}
+	}
+	d := digits.String()
+	switch {
+	case len(d) == 12 && strings.HasPrefix(d, "250"):
+		d = "0" + d[3:]
+	case len(d) == 9 && d[0] == '7':
+		d = "0" + d
+	}
+	if len(d) != 10 || !strings.HasPrefix(d, "07") {
+		if s == "" {
+			return "", "", invalid("PayRequest.Phone", ErrInvalidPhone, "required for MethodMTN")
+		}
+		return "", "", invalid("PayRequest.Phone", ErrInvalidPhone, "%q is not a Rwandan mobile number (07XXXXXXXX)", s)
+	}
+	switch d[:3] {
+	case "078", "079":
+		return d, NetworkMTN, nil
+	case "072", "073":
+		return d, NetworkAirtel, nil
+	}
+	return "", "", invalid("PayRequest.Phone", ErrInvalidPhone, "%s is on no mobile money network (MTN 078/079, Airtel 072/073)", d)
+}
+
+// checkDescription refuses what V-Pay or MoMo would mangle. MTN MoMo drops
+// emoji, ":)" and other special characters silently and the payment then
+// fails at the network, so for MethodMTN only a safe set passes.
+func checkDescription(d string, m PaymentMethod) error {
+	const field = "PayRequest.Description"
+	if !utf8.ValidString(d) {
+		return invalid(field, ErrInvalidDescription, "not valid UTF-8")
+	}
+	if n := utf8.RuneCountInString(d); n > MaxDescriptionLen {
+		return invalid(field, ErrInvalidDescription, "%d characters, more than the %d V-Pay allows", n, MaxDescriptionLen)
+	}
+	for _, r := range d {
+		if unicode.IsControl(r) {
+			return invalid(field, ErrInvalidDescription, "contains control character %U", r)
+		}
+		if m == MethodMTN && !momoSafe(r) {
+			return invalid(field, ErrInvalidDescription, "contains %q, which MTN MoMo drops silently; use letters, digits, space and .,-_'/#()", r)
+		}
+	}
+	return nil
+}
+
+func momoSafe(r rune) bool {
+	switch {
+	case r >= 'a' && r <= 'z', r >= 'A' && r <= 'Z', r >= '0' && r <= '9':
+		return true
+	}
+	return strings.ContainsRune(" .,-_'/#()", r)
+}
+
+// MaxReferenceLen is the longest Reference the SDK sends.
+const MaxReferenceLen = 64
+
+func checkReference(ref string) error {
+	if len(ref) > MaxReferenceLen {
+		return invalid("PayRequest.Reference", ErrInvalidReference, "%d bytes, more than %d", len(ref), MaxReferenceLen)
+	}
+	for _, r := range ref {
+		if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || strings.ContainsRune("-_.:/#", r)) {
+			return invalid("PayRequest.Reference", ErrInvalidReference, "contains %q; use letters, digits and -_.:/#", r)
+		}
+	}
+	return nil
+}
+
+func checkText(field, s string, maxLen int) error {
+	if !utf8.ValidString(s) {
+		return invalid(field, nil, "not valid UTF-8")
+	}
+	if n := utf8.RuneCountInString(s); n > maxLen {
+		return invalid(field, nil, "%d characters, more than %d", n, maxLen)
+	}
+	for _, r := range s {
+		if unicode.IsControl(r) {
+			return invalid(field, nil, "contains control character %U", r)
+		}
+	}
+	return nil
+}
+
+func checkURL(field, s string) error {
+	if s == "" {
+		return nil
+	}
+	u, err := url.Parse(s)
+	if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
+		return invalid(field, nil, "%q is not an absolute http(s) URL", s)
+	}
+	return nil
+}
+
+// NewReference returns a fresh, unguessable payment reference: "vp_"
+// followed by 128 random bits in lower-case base32.
+func NewReference() string {
+	var b [16]byte
+	_, _ = rand.Read(b[:]) // crypto/rand.Read never fails on supported platforms
+	return "vp_" + strings.ToLower(base32.StdEncoding.WithPadding(base32.NoPadding).EncodeToString(b[:]))
+}

@@ -1,0 +1,292 @@
+package vpay
+
+import (
+	"context"
+	"fmt"
+	"math"
+	"net/http"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"golang.org/x/time/rate"
+)
+
+// RateLimit is the rate-limit state a response announced in its
+// X-RateLimit-Limit, X-RateLimit-Remaining and X-RateLimit-Reset headers.
+// Reset is expressed on the local clock: when the response carried a Date
+// header and the two clocks disagree, Reset is shifted by the difference.
+type RateLimit struct {
+	// Limit is the number of requests the key may make in the window.
+	Limit int
+	// Remaining is the number of requests left in the window.
+	Remaining int
+	// Reset is when the window ends and Remaining returns to Limit.
+	Reset time.Time
+}
+
+// IsZero reports whether no rate-limit header has been seen.
+func (r RateLimit) IsZero() bool { return r == RateLimit{} }
+
+// String formats r for logs: "118/120, resets 2026-05-23T12:00:00Z".
+func (r RateLimit) String() string {
+	if r.IsZero() {
+		return "unknown"
+	}
+	return fmt.Sprintf("%d/%d, resets %s", r.Remaining, r.Limit, r.Reset.UTC().Format(time.RFC3339))
+}
+
+// Plan is a V-Pay pricing plan's request quota for one API key.
+type Plan struct {
+	PerMinute int
+	PerDay    int
+}
+
+// The documented plans. Enterprise plans are custom: use Plan{PerMinute, PerDay}.
+var (
+	PlanStarter = Plan{PerMinute: 20, PerDay: 1000}
+	PlanGrowth  = Plan{PerMinute: 120, PerDay: 50000}
+)
+
+func (p Plan) validate() error {
+	if p.PerMinute <= 0 || p.PerDay < 0 {
+		return fmt.Errorf("vpay: WithPlan: PerMinute must be positive and PerDay not negative, got %d and %d", p.PerMinute, p.PerDay)
+	}
+	return nil
+}
+
+// Limiter decides when the client may send a request. The client asks it
+// before every request (Reserve) and tells it every rate-limit state it sees
+// (Observe), so an implementation shared by many processes (see the
+// redisstore module) can pause all of them when one sees a spent window.
+//
+// Implementations must be safe for concurrent use.
+type Limiter interface {
+	// Reserve claims the right to send one request and returns how long the
+	// caller must wait before sending it. If the wait would be longer than
+	// maxWait it claims nothing and returns an error matching
+	// ErrRateLimited (a *Error whose RateLimit says when the window resets).
+	Reserve(ctx context.Context, maxWait time.Duration) (time.Duration, error)
+	// Observe records the state a response announced. throttled is true
+	// for a 429, when rl.Reset is the time the server said to come back.
+	Observe(ctx context.Context, rl RateLimit, throttled bool)
+}
+
+// NewLimiter returns the default Limiter for plan: a token bucket
+// (golang.org/x/time/rate) at the plan's rate that paces a cold client,
+// combined with the window the server announces in its headers. Once a
+// response has said how many requests remain until Reset, the limiter counts
+// every request it lets through against that window and holds the next one
+// until Reset when none remain, so the client uses the whole quota without
+// earning a 429. A header Limit that changes (a plan upgrade) rescales the
+// bucket; a Remaining lower than the limiter's own count (another process
+// using the key) lowers it.
+func NewLimiter(plan Plan) Limiter {
+	return newLocalLimiter(plan, realClock{})
+}
+
+type localLimiter struct {
+	clock  clock
+	bucket *rate.Limiter
+
+	mu        sync.Mutex
+	limit     int           // last Limit seen, 0 before any header
+	remaining int           // requests left in the window ending at windowEnd, by our count
+	windowEnd time.Time     // zero before any header
+	estimated bool          // windowEnd is our guess, not yet confirmed by a response
+	lastReset time.Time     // the last Reset a response confirmed
+	windowLen time.Duration // learnt from successive Resets; the documented minute until then
+	pending   int           // requests told to wait for windowEnd, counted against the next window
+	perDay    int
+	day       time.Time // start of the UTC day counted in dayCount
+	dayCount  int
+}
+
+func newLocalLimiter(plan Plan, c clock) *localLimiter {
+	perSec := float64(plan.PerMinute) / 60
+	// The burst is one second's worth: enough for a cold client to start at
+	// once, small enough that it cannot overrun a window before the first
+	// response tells it where the window stands.
+	burst := int(math.Ceil(perSec))
+	return &localLimiter{
+		clock:     c,
+		bucket:    rate.NewLimiter(rate.Limit(perSec), max(burst, 1)),
+		perDay:    plan.PerDay,
+		windowLen: time.Minute,
+	}
+}
+
+func (l *localLimiter) Reserve(_ context.Context, maxWait time.Duration) (time.Duration, error) {
+	now := l.clock.Now()
+	l.mu.Lock()
+	defer l.mu.Unlock()
+
+	if !l.windowEnd.IsZero() && !now.Before(l.windowEnd) {
+		// The window has rolled over and the new one starts full, less what
+		// we already promised to it. Its end is a guess until a response
+		// confirms it.
+		end := l.windowEnd.Add(l.windowLen)
+		for !end.After(now) {
+			end = end.Add(l.windowLen)
+		}
+		l.remaining, l.pending = l.limit-l.pending, 0
+		l.windowEnd, l.estimated = end, true
+	}
+	if day := now.UTC().Truncate(24 * time.Hour); !day.Equal(l.day) {
+		l.day, l.dayCount = day, 0
+	}
+	if l.perDay > 0 && l.dayCount >= l.perDay {
+		return 0, l.refuse(l.day.Add(24*time.Hour), now, "daily quota of %d requests spent", l.perDay)
+	}
+
+	var wait time.Duration
+	counted := func() {}
+	if !l.windowEnd.IsZero() {
+		switch {
+		case l.remaining > 0:
+			counted = func() { l.remaining-- }
+		case l.pending < l.limit:
+			wait = l.windowEnd.Sub(now)
+			counted = func() { l.pending++ }
+		default:
+			wait = l.windowEnd.Add(l.windowLen).Sub(now)
+		}
+		if wait > maxWait {
+			return 0, l.refuse(now.Add(wait), now, "window of %d requests spent", l.limit)
+		}
+	}
+	r := l.bucket.ReserveN(now, 1)
+	if !r.OK() {
+		return 0, l.refuse(now.Add(time.Minute), now, "limiter cannot grant a request")
+	}
+	if d := r.DelayFrom(now); d > wait {
+		wait = d
+	}
+	if wait > maxWait {
+		r.CancelAt(now)
+		return 0, l.refuse(now.Add(wait), now, "pacing would wait %s", wait.Round(time.Millisecond))
+	}
+	counted()
+	l.dayCount++
+	return wait, nil
+}
+
+func (l *localLimiter) refuse(reset, now time.Time, format string, args ...any) error {
+	return &Error{
+		Code:      CodeRateLimited,
+		Message:   fmt.Sprintf("rate limit: "+format+"; resets in %s", append(args, reset.Sub(now).Round(time.Second))...),
+		RateLimit: RateLimit{Limit: l.limit, Remaining: 0, Reset: reset},
+	}
+}
+
+func (l *localLimiter) Observe(_ context.Context, rl RateLimit, throttled bool) {
+	if rl.IsZero() {
+		return
+	}
+	now := l.clock.Now()
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if rl.Limit > 0 && l.limit > 0 && rl.Limit != l.limit {
+		// The key's plan changed: scale the pace by the same factor.
+		f := float64(rl.Limit) / float64(l.limit)
+		l.bucket.SetLimitAt(now, l.bucket.Limit()*rate.Limit(f))
+		l.bucket.SetBurstAt(now, max(1, int(math.Ceil(float64(l.bucket.Burst())*f))))
+	}
+	if rl.Limit > 0 {
+		l.limit = rl.Limit
+	}
+	if !rl.Reset.After(now) {
+		return
+	}
+	if throttled {
+		// The server says nothing is left until Reset, whatever we counted.
+		l.remaining = 0
+		if rl.Reset.After(l.windowEnd) {
+			l.windowEnd, l.estimated = rl.Reset, false
+		}
+		return
+	}
+	if !l.lastReset.IsZero() && rl.Reset.After(l.lastReset) {
+		if d := rl.Reset.Sub(l.lastReset); d < l.windowLen {
+			l.windowLen = d
+		}
+	}
+	if rl.Reset.After(l.lastReset) {
+		l.lastReset = rl.Reset
+	}
+	switch {
+	case l.windowEnd.IsZero():
+		l.remaining, l.windowEnd = rl.Remaining, rl.Reset
+	case rl.Reset.Equal(l.windowEnd) || l.estimated:
+		// Requests we let through after this one was answered are not in
+		// the server's figure yet, so our own count wins when lower.
+		l.remaining = min(l.remaining, rl.Remaining)
+		l.windowEnd, l.estimated = rl.Reset, false
+	case rl.Reset.After(l.windowEnd):
+		// A window we had not reached by our clock: the server's word.
+		l.remaining, l.windowEnd, l.pending = rl.Remaining, rl.Reset, 0
+	}
+}
+
+// parseRateLimit reads the X-RateLimit-* headers. now is the local time the
+// response arrived; when the response's Date disagrees with it by more than
+// Date's one-second resolution, Reset is moved onto the local clock.
+func parseRateLimit(h http.Header, now time.Time) (RateLimit, bool) {
+	limit, okL := headerInt(h, "X-RateLimit-Limit")
+	remaining, okR := headerInt(h, "X-RateLimit-Remaining")
+	resetUnix, okT := headerInt(h, "X-RateLimit-Reset")
+	if !okL && !okR && !okT {
+		return RateLimit{}, false
+	}
+	rl := RateLimit{Limit: limit, Remaining: remaining}
+	if okT {
+		rl.Reset = time.Unix(int64(resetUnix), 0).Add(clockSkew(h, now))
+	}
+	return rl, true
+}
+
+// clockSkew returns how far the local clock is ahead of the server's, or 0
+// when the difference is within the Date header's resolution.
+func clockSkew(h http.Header, now time.Time) time.Duration {
+	d, err := http.ParseTime(h.Get("Date"))
+	if err != nil {
+		return 0
+	}
+	skew := now.Sub(d)
+	if skew > -2*time.Second && skew < 2*time.Second {
+		return 0
+	}
+	return skew
+}
+
+// retryAfter reads a Retry-After header, in seconds or as an HTTP date, as a
+// duration from now.
+func retryAfter(h http.Header, now time.Time) (time.Duration, bool) {
+	v := strings.TrimSpace(h.Get("Retry-After"))
+	if v == "" {
+		return 0, false
+	}
+	if secs, err := strconv.ParseFloat(v, 64); err == nil && secs >= 0 && secs < 1e9 {
+		return time.Duration(secs * float64(time.Second)), true
+	}
+	if t, err := http.ParseTime(v); err == nil {
+		return max(t.Add(clockSkew(h, now)).Sub(now), 0), true
+	}
+	return 0, false
+}
+
+func headerInt(h http.Header, key string) (int, bool) {
+	v := strings.TrimSpace(h.Get(key))
+	if v == "" {
+		return 0, false
+	}
+	n, err := strconv.ParseInt(v, 10, 64)
+	if err != nil || n < 0 || n > math.MaxInt32*1000 {
+		if f, ferr := strconv.ParseFloat(v, 64); ferr == nil && f >= 0 && f < math.MaxInt32 {
+			return int(f), true
+		}
+		return 0, false
+	}
+	return int(n), true
+}

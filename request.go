@@ -1,0 +1,381 @@
+package vpay
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"math/rand/v2"
+	"net"
+	"net/http"
+	"net/url"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/vonsung/vpay-go/internal/wire"
+)
+
+// maxBodyBytes caps what the client reads of any response body.
+const maxBodyBytes = 1 << 20
+
+// call describes one API request.
+type call struct {
+	method string
+	path   string // relative to the base URL, e.g. "pay/"
+	query  url.Values
+	body   []byte // JSON, replayed byte for byte on every attempt
+	// auth says whether the call carries the bearer token. /auth/ itself
+	// does not.
+	auth bool
+	// reference is the payment reference, for errors from Pay.
+	reference string
+	// creates is true when a repeated request could create a second
+	// object; such a call reports when its outcome is unknown.
+	creates bool
+}
+
+// do sends c, retrying as the retry policy allows, and decodes a successful
+// body into out. Every failure is an *Error.
+func (c *Client) do(ctx context.Context, cl call, out any) error {
+	var (
+		retries     int
+		authRetried bool
+		maybeSent   bool // an earlier attempt may have reached the server
+	)
+	for {
+		if err := c.reserve(ctx, cl); err != nil {
+			return c.finish(cl, err, maybeSent)
+		}
+		var tok *Token
+		if cl.auth {
+			t, err := c.Token(ctx)
+			if err != nil {
+				return c.finish(cl, err, maybeSent)
+			}
+			tok = t
+		}
+		res := c.attempt(ctx, cl, tok)
+		if res.err == nil {
+			if err := wire.Decode(res.body, out); err != nil {
+				// The server accepted the request: what it created exists even
+				// though its description could not be read.
+				return c.finish(cl, c.apiError(cl, res, 0, "", "cannot decode response", err), true)
+			}
+			return nil
+		}
+		maybeSent = maybeSent || res.maybeProcessed
+		if cl.auth && res.status == http.StatusUnauthorized && !authRetried {
+			authRetried = true
+			c.logRetry(ctx, cl, "401 with a token: replacing the token", 0)
+			if err := c.store.Invalidate(ctx, tok); err != nil {
+				return c.finish(cl, err, maybeSent)
+			}
+			continue
+		}
+		if res.duplicate && maybeSent {
+			var e *Error
+			if errors.As(res.err, &e) {
+				e.Message = "an earlier attempt of this request may have created the payment; check it before paying again: " + e.Message
+			}
+			return c.finish(cl, res.err, true)
+		}
+		reason, wait, ok := c.retryDecision(ctx, res, retries)
+		if !ok {
+			return c.finish(cl, res.err, maybeSent)
+		}
+		retries++
+		c.logRetry(ctx, cl, reason, wait)
+		if err := c.sleep(ctx, wait, reason); err != nil {
+			return c.finish(cl, c.ctxError(cl, err), maybeSent)
+		}
+	}
+}
+
+// finish adds what the caller needs to err: the reference, and whether the
+// request may have taken effect.
+func (c *Client) finish(cl call, err error, maybeSent bool) error {
+	var e *Error
+	if !errors.As(err, &e) {
+		return err // validation errors, a store's own errors
+	}
+	if e.Method == "" {
+		e.Method, e.Path = cl.method, "/"+cl.path
+	}
+	if cl.reference != "" {
+		e.Reference = cl.reference
+	}
+	if cl.creates && maybeSent {
+		e.OutcomeUnknown = true
+	}
+	if e.RateLimit.IsZero() {
+		e.RateLimit = c.RateLimit()
+	}
+	return e
+}
+
+// reserve waits for the limiter's permission to send.
+func (c *Client) reserve(ctx context.Context, cl call) error {
+	maxWait := c.maxWait
+	if dl, ok := ctx.Deadline(); ok {
+		maxWait = min(maxWait, dl.Sub(c.clock.Now()))
+	}
+	wait, err := c.limiter.Reserve(ctx, max(maxWait, 0))
+	if err != nil {
+		return err
+	}
+	if wait > 0 {
+		if err := c.sleep(ctx, wait, "rate limit: window spent, waiting for reset"); err != nil {
+			return c.ctxError(cl, err)
+		}
+	}
+	return nil
+}
+
+// sleep waits on the client's clock, logging waits a person would notice.
+func (c *Client) sleep(ctx context.Context, d time.Duration, why string) error {
+	if d >= time.Second {
+		c.logger.LogAttrs(ctx, slog.LevelInfo, "vpay: waiting", slog.Duration("wait", d), slog.String("reason", why))
+	}
+	return c.clock.Sleep(ctx, d)
+}
+
+func (c *Client) ctxError(cl call, err error) *Error {
+	return &Error{Method: cl.method, Path: "/" + cl.path, Message: "gave up waiting", Err: err}
+}
+
+// result is what one attempt produced.
+type result struct {
+	status         int
+	header         http.Header
+	body           []byte
+	err            error // nil on success
+	maybeProcessed bool  // the server may have acted on the request
+	transport      bool  // no response arrived
+	duplicate      bool  // DUPLICATE_REFERENCE
+	throttled      bool  // 429
+	rl             RateLimit
+}
+
+func (c *Client) attempt(ctx context.Context, cl call, tok *Token) result {
+	u := c.baseURL.ResolveReference(&url.URL{Path: cl.path})
+	if cl.query != nil {
+		u.RawQuery = cl.query.Encode()
+	}
+	var body io.Reader
+	if cl.body != nil {
+		body = bytes.NewReader(cl.body)
+	}
+	req, err := http.NewRequestWithContext(ctx, cl.method, u.String(), body)
+	if err != nil {
+		return result{err: &Error{Message: "cannot build request", Err: err}}
+	}
+	if cl.body != nil {
+		// GetBody lets net/http replay the exact bytes itself when an HTTP/2
+		// connection is lost before the request was written.
+		b := cl.body
+		req.GetBody = func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(b)), nil }
+		req.Header.Set("Content-Type", "application/json")
+	}
+	req.Header.Set("Accept", "application/json")
+	req.Header.Set("User-Agent", c.userAgent)
+	req.Header.Set("apiUser", c.apiUser)
+	req.Header.Set("apiKey", c.apiKey)
+	if tok != nil {
+		req.Header.Set("Authorization", "Bearer "+tok.AccessToken)
+	}
+
+	start := c.clock.Now()
+	resp, err := c.http.Do(req)
+	if err != nil {
+		c.logger.LogAttrs(ctx, slog.LevelDebug, "vpay: request failed",
+			slog.String("method", cl.method), slog.String("path", "/"+cl.path),
+			slog.Duration("duration", c.clock.Now().Sub(start)), slog.String("error", transportSummary(err)))
+		return result{
+			transport:      true,
+			maybeProcessed: !notSent(err),
+			err:            &Error{Message: "request failed", Err: scrubURLError(err)},
+		}
+	}
+	defer resp.Body.Close()
+	data, readErr := io.ReadAll(io.LimitReader(resp.Body, maxBodyBytes+1))
+	now := c.clock.Now()
+	res := result{status: resp.StatusCode, header: resp.Header, body: data}
+	if rl, ok := parseRateLimit(resp.Header, now); ok {
+		res.rl = rl
+		c.mu.Lock()
+		c.rl = rl
+		c.mu.Unlock()
+	}
+	res.throttled = resp.StatusCode == http.StatusTooManyRequests
+	if res.throttled {
+		if d, ok := retryAfter(resp.Header, now); ok && now.Add(d).After(res.rl.Reset) {
+			res.rl.Reset = now.Add(d)
+		}
+	}
+	c.limiter.Observe(ctx, res.rl, res.throttled)
+	reqID := requestID(resp.Header)
+	c.logger.LogAttrs(ctx, slog.LevelDebug, "vpay: request",
+		slog.String("method", cl.method), slog.String("path", "/"+cl.path),
+		slog.Int("status", resp.StatusCode), slog.Duration("duration", now.Sub(start)),
+		slog.String("request_id", reqID))
+
+	ok2xx := resp.StatusCode >= 200 && resp.StatusCode < 300
+	switch {
+	case readErr != nil:
+		res.err = c.apiError(cl, res, 0, "", "cannot read response body", readErr)
+		res.maybeProcessed = true
+		res.transport = true
+		return res
+	case len(data) > maxBodyBytes:
+		res.err = c.apiError(cl, res, 0, "", "response body larger than 1 MiB", nil)
+		res.maybeProcessed = true
+		return res
+	}
+	var env wire.Envelope
+	jsonErr := wire.Decode(data, &env)
+	if ok2xx && jsonErr == nil && !env.IsError() {
+		return res
+	}
+	code := ErrorCode(strings.ToUpper(strings.TrimSpace(string(env.ErrorCode))))
+	if code == "" && res.throttled {
+		code = CodeRateLimited
+	}
+	msg := string(env.Message)
+	if msg == "" {
+		msg = http.StatusText(resp.StatusCode)
+	}
+	var cause error
+	if jsonErr != nil {
+		cause = fmt.Errorf("body is not JSON: %w", jsonErr)
+	}
+	res.err = c.apiError(cl, res, resp.StatusCode, code, msg, cause)
+	res.duplicate = code == CodeDuplicateReference || resp.StatusCode == http.StatusConflict
+	// A 5xx may come from a server that acted before it failed; a 2xx whose
+	// body is unreadable certainly acted. 4xx and 429 were refused.
+	res.maybeProcessed = resp.StatusCode >= 500 || (ok2xx && jsonErr != nil)
+	return res
+}
+
+func (c *Client) apiError(cl call, res result, status int, code ErrorCode, msg string, cause error) *Error {
+	return &Error{
+		HTTPStatus: status,
+		Code:       code,
+		Message:    msg,
+		RequestID:  requestID(res.header),
+		RateLimit:  res.rl,
+		Method:     cl.method,
+		Path:       "/" + cl.path,
+		Err:        cause,
+	}
+}
+
+func requestID(h http.Header) string {
+	if h == nil {
+		return ""
+	}
+	for _, k := range []string{"X-Request-Id", "Request-Id", "X-Correlation-Id"} {
+		if v := h.Get(k); v != "" {
+			return v
+		}
+	}
+	return ""
+}
+
+// retryDecision says whether a failed attempt is retried, after how long,
+// and why, in words that go straight into the debug log.
+func (c *Client) retryDecision(ctx context.Context, res result, retries int) (reason string, wait time.Duration, ok bool) {
+	if ctx.Err() != nil {
+		return "", 0, false
+	}
+	if retries >= c.retries {
+		return "", 0, false
+	}
+	backoff := c.backoff(retries)
+	switch {
+	case res.throttled:
+		now := c.clock.Now()
+		wait = res.rl.Reset.Sub(now)
+		if res.rl.Reset.IsZero() {
+			wait = backoff
+		}
+		if wait > c.maxWait {
+			return "", 0, false
+		}
+		if dl, ok := ctx.Deadline(); ok && now.Add(wait).After(dl) {
+			return "", 0, false
+		}
+		return fmt.Sprintf("429: waiting %s for the rate-limit window to reset", wait.Round(time.Millisecond)), max(wait, 0), true
+	case res.transport:
+		return "transport error: " + errorSummary(res.err), backoff, true
+	case errorCodeOf(res.err) == CodeNetworkError:
+		return "502 NETWORK_ERROR: the mobile money network failed", backoff, true
+	case res.status == http.StatusBadGateway, res.status == http.StatusServiceUnavailable, res.status == http.StatusGatewayTimeout:
+		return fmt.Sprintf("HTTP %d: server temporarily unavailable", res.status), backoff, true
+	}
+	return "", 0, false
+}
+
+// backoff is exponential with full jitter: uniformly random in
+// [0, min(8s, 250ms·2^n)], so that clients that failed together do not
+// retry together.
+func (c *Client) backoff(n int) time.Duration {
+	ceiling := min(250*time.Millisecond<<n, 8*time.Second)
+	return rand.N(ceiling + 1)
+}
+
+func (c *Client) logRetry(ctx context.Context, cl call, reason string, wait time.Duration) {
+	c.logger.LogAttrs(ctx, slog.LevelDebug, "vpay: retrying",
+		slog.String("method", cl.method), slog.String("path", "/"+cl.path),
+		slog.String("reason", reason), slog.Duration("wait", wait))
+}
+
+func errorSummary(err error) string {
+	var e *Error
+	if errors.As(err, &e) && e.Err != nil {
+		return transportSummary(e.Err)
+	}
+	return transportSummary(err)
+}
+
+func transportSummary(err error) string {
+	var ne net.Error
+	switch {
+	case errors.Is(err, context.DeadlineExceeded):
+		return "deadline exceeded"
+	case errors.Is(err, context.Canceled):
+		return "canceled"
+	case errors.Is(err, syscall.ECONNREFUSED):
+		return "connection refused"
+	case errors.Is(err, syscall.ECONNRESET):
+		return "connection reset"
+	case errors.Is(err, io.ErrUnexpectedEOF), errors.Is(err, io.EOF):
+		return "connection closed"
+	case errors.As(err, &ne) && ne.Timeout():
+		return "timeout"
+	}
+	return "network error"
+}
+
+// notSent reports whether err proves the request never reached the server:
+// the connection could not be made.
+func notSent(err error) bool {
+	var op *net.OpError
+	if errors.As(err, &op) && op.Op == "dial" {
+		return true
+	}
+	return errors.Is(err, syscall.ECONNREFUSED)
+}
+
+// scrubURLError drops the URL from a *url.Error: the query may carry a
+// transaction id, which is fine, but the base URL of a misconfigured client
+// could carry more than it should.
+func scrubURLError(err error) error {
+	var ue *url.Error
+	if errors.As(err, &ue) {
+		return ue.Err
+	}
+	return err
+}

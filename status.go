@@ -1,0 +1,181 @@
+package vpay
+
+import (
+	"context"
+	"errors"
+	"net/url"
+	"strings"
+	"time"
+
+	"github.com/vonsung/vpay-go/internal/wire"
+)
+
+// Status is a transaction's state. The server's spelling varies
+// ("PENNDING", "SUCCESSFUL"); the SDK normalises the known values and keeps
+// an unknown one as it came, lower-cased.
+type Status string
+
+// The documented statuses.
+const (
+	StatusPending    Status = "pending"
+	StatusSuccessful Status = "successful"
+	StatusFailed     Status = "failed"
+	StatusCancelled  Status = "cancelled"
+	StatusRefunded   Status = "refunded"
+	StatusDisputed   Status = "disputed"
+)
+
+// Final reports whether s will not change by itself: every documented
+// status but pending. An unknown status is not final, so Wait keeps
+// polling rather than guess.
+func (s Status) Final() bool {
+	switch s {
+	case StatusSuccessful, StatusFailed, StatusCancelled, StatusRefunded, StatusDisputed:
+		return true
+	}
+	return false
+}
+
+func parseStatus(s string) Status { return Status(wire.NormalizeStatus(s)) }
+
+// Transaction is a payment as V-Pay knows it: the answer of Status, the
+// completed result of some Pay calls, and the body of a webhook.
+type Transaction struct {
+	TransactionID string
+	// Reference is your order id, the external_id you paid with.
+	Reference string
+	Status    Status
+	// Amount in whole RWF.
+	Amount     int64
+	Currency   string
+	PayerName  string
+	PayerEmail string
+	// PayerPhone is kept as the server sent it (e.g. 250790000000).
+	PayerPhone string
+	Method     PaymentMethod
+	Mode       Mode
+	Merchant   string
+	Message    string
+	// FailureCode says why a failed payment failed, when the server says
+	// (PAYMENT_TIMEOUT, INSUFFICIENT_FUNDS, ...).
+	FailureCode ErrorCode
+	// TransactionDate is when the payment completed. When the server's
+	// text could not be read it is zero and TransactionDateText keeps it.
+	TransactionDate     time.Time
+	TransactionDateText string
+	CreatedAt           time.Time
+	// TimeTaken is how long the payer took to confirm.
+	TimeTaken time.Duration
+	Metadata  map[string]string
+}
+
+func transactionFromWire(w *wire.Transaction) *Transaction {
+	t := &Transaction{
+		TransactionID: string(w.TransactionID),
+		Reference:     string(w.ExternalID),
+		Status:        parseStatus(string(w.Status)),
+		Amount:        int64(w.Amount),
+		Currency:      string(w.Currency),
+		PayerName:     string(w.PayerName),
+		PayerEmail:    string(w.PayerEmail),
+		PayerPhone:    string(w.PayerPhone),
+		Method:        PaymentMethod(strings.ToLower(string(w.PaymentMethod))),
+		Mode:          Mode(strings.ToLower(string(w.Mode))),
+		Merchant:      string(w.Merchant),
+		Message:       string(w.Message),
+		FailureCode:   ErrorCode(strings.ToUpper(string(w.FailureCode))),
+		TimeTaken:     time.Duration(w.TimeTaken),
+		Metadata:      w.Metadata,
+	}
+	if t.Reference == "" {
+		t.Reference = string(w.Reference)
+	}
+	if w.ErrorCode != "" && t.FailureCode == "" {
+		t.FailureCode = ErrorCode(strings.ToUpper(string(w.ErrorCode)))
+	}
+	// The GMT form is unambiguous; the local one is read in the zone the
+	// body names, Kigali by default.
+	if d, ok := wire.ParseTime(string(w.TransactionDateGMT), time.UTC); ok {
+		t.TransactionDate = d
+	} else if w.TransactionDate != "" {
+		loc := wire.Kigali()
+		if l, err := time.LoadLocation(string(w.Timezone)); err == nil && w.Timezone != "" {
+			loc = l
+		}
+		if d, ok := wire.ParseTime(string(w.TransactionDate), loc); ok {
+			t.TransactionDate = d
+		} else {
+			t.TransactionDateText = string(w.TransactionDate)
+		}
+	}
+	t.CreatedAt, _ = wire.ParseTime(string(w.CreatedAt), time.UTC)
+	return t
+}
+
+// Status fetches a transaction: GET /transaction/status/?transaction_id=.
+func (c *Client) Status(ctx context.Context, transactionID string) (*Transaction, error) {
+	id := strings.TrimSpace(transactionID)
+	if id == "" || strings.ContainsFunc(id, func(r rune) bool { return r <= ' ' || r == 0x7f }) {
+		return nil, invalid("transactionID", nil, "%q is not a transaction id", transactionID)
+	}
+	var w wire.Transaction
+	err := c.do(ctx, call{method: "GET", path: "transaction/status/", query: url.Values{"transaction_id": {id}}, auth: true}, &w)
+	if err != nil {
+		return nil, err
+	}
+	t := transactionFromWire(&w)
+	if t.TransactionID == "" {
+		t.TransactionID = id
+	}
+	return t, nil
+}
+
+// Poll intervals for Wait: the first poll comes soon (sandbox numbers
+// succeed in seconds), later ones spread out to spare the rate limit.
+const (
+	waitFirstPoll = 2 * time.Second
+	waitMaxPoll   = 15 * time.Second
+	// WaitTimeout is how long Wait polls when ctx has no deadline: the
+	// three minutes a payer has to answer the MoMo prompt, plus a margin
+	// for the network to report.
+	WaitTimeout = 3*time.Minute + 30*time.Second
+)
+
+// Wait polls Status until the transaction reaches a final status, and
+// returns it (a failed payment is a result, not an error). It backs off
+// between polls and waits on the client's rate limit. With no deadline on
+// ctx it gives up after WaitTimeout; then, or when ctx ends, it returns the
+// last transaction seen with an error that matches context.DeadlineExceeded
+// (or ctx's own error).
+func (c *Client) Wait(ctx context.Context, transactionID string) (*Transaction, error) {
+	if _, ok := ctx.Deadline(); !ok {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, WaitTimeout)
+		defer cancel()
+	}
+	interval := waitFirstPoll
+	var last *Transaction
+	for {
+		t, err := c.Status(ctx, transactionID)
+		switch {
+		case err == nil:
+			last = t
+			if t.Status.Final() {
+				return t, nil
+			}
+		case ctx.Err() != nil:
+			return last, err
+		default:
+			var e *Error
+			// A transient failure is polled through; anything else (an
+			// unknown id, a bad key) will not get better.
+			if !errors.As(err, &e) || !e.Temporary() {
+				return last, err
+			}
+		}
+		if err := c.clock.Sleep(ctx, interval); err != nil {
+			return last, &Error{Method: "GET", Path: "/transaction/status/", Message: "transaction " + transactionID + " still not final", Err: err}
+		}
+		interval = min(interval*3/2, waitMaxPoll)
+	}
+}

@@ -1,0 +1,59 @@
+package vpay
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+
+	"github.com/vonsung/vpay-go/internal/wire"
+)
+
+// EventType names a webhook event.
+type EventType string
+
+// The event types V-Pay sends. A payload without an event field gets the
+// type of its status; an unknown type is delivered as it came.
+const (
+	EventPaymentPending    EventType = "payment.pending"
+	EventPaymentSuccessful EventType = "payment.successful"
+	EventPaymentFailed     EventType = "payment.failed"
+	EventPaymentCancelled  EventType = "payment.cancelled"
+	EventPaymentRefunded   EventType = "payment.refunded"
+	EventPaymentDisputed   EventType = "payment.disputed"
+)
+
+// Event is a webhook delivery.
+type Event struct {
+	Type        EventType
+	Transaction Transaction
+	// Raw is the payload exactly as received, for fields the SDK does not
+	// know yet.
+	Raw json.RawMessage
+}
+
+// ErrInvalidEvent matches a payload that is not a V-Pay event.
+var ErrInvalidEvent = errors.New("vpay: invalid webhook event")
+
+// ParseEvent reads a webhook payload. It does not verify the signature: use
+// webhook.ConstructEvent, which does, on anything that came over a network.
+func ParseEvent(payload []byte) (*Event, error) {
+	trimmed := bytes.TrimSpace(payload)
+	if len(trimmed) == 0 || trimmed[0] != '{' {
+		return nil, fmt.Errorf("%w: not a JSON object", ErrInvalidEvent)
+	}
+	var w wire.Transaction
+	if err := json.Unmarshal(trimmed, &w); err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrInvalidEvent, err)
+	}
+	t := transactionFromWire(&w)
+	if t.TransactionID == "" {
+		return nil, fmt.Errorf("%w: no transaction_id", ErrInvalidEvent)
+	}
+	typ := EventType(strings.ToLower(strings.TrimSpace(string(w.Event))))
+	if typ == "" && t.Status != "" {
+		typ = EventType("payment." + string(t.Status))
+	}
+	return &Event{Type: typ, Transaction: *t, Raw: append(json.RawMessage(nil), payload...)}, nil
+}
