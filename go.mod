@@ -3,6 +3,7 @@ module github.com/vonsung/vpay-go
 go 1.25
 
 require (
+	github.com/jarcoal/httpmock v1.4.1
 	github.com/stretchr/testify v1.11.1
 	golang.org/x/sync v0.18.0
 	golang.org/x/time v0.14.0

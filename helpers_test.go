@@ -133,3 +133,5 @@ func newRawServer(t *testing.T, h http.HandlerFunc) string {
 	t.Cleanup(s.Close)
 	return s.URL
 }
+
+func jsonDecode(r *http.Request, v any) error { return json.NewDecoder(r.Body).Decode(v) }

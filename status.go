@@ -148,7 +148,9 @@ const (
 // last transaction seen with an error that matches context.DeadlineExceeded
 // (or ctx's own error).
 func (c *Client) Wait(ctx context.Context, transactionID string) (*Transaction, error) {
-	if _, ok := ctx.Deadline(); !ok {
+	deadline, ok := ctx.Deadline()
+	if !ok {
+		deadline = c.clock.Now().Add(WaitTimeout)
 		var cancel context.CancelFunc
 		ctx, cancel = context.WithTimeout(ctx, WaitTimeout)
 		defer cancel()
@@ -173,7 +175,11 @@ func (c *Client) Wait(ctx context.Context, transactionID string) (*Transaction, 
 				return last, err
 			}
 		}
-		if err := c.clock.Sleep(ctx, interval); err != nil {
+		left := deadline.Sub(c.clock.Now())
+		if left <= 0 {
+			return last, &Error{Method: "GET", Path: "/transaction/status/", Message: "transaction " + transactionID + " still not final", Err: context.DeadlineExceeded}
+		}
+		if err := c.clock.Sleep(ctx, min(interval, left)); err != nil {
 			return last, &Error{Method: "GET", Path: "/transaction/status/", Message: "transaction " + transactionID + " still not final", Err: err}
 		}
 		interval = min(interval*3/2, waitMaxPoll)

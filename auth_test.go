@@ -1,0 +1,245 @@
+package vpay
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+)
+
+func TestAuthRequest(t *testing.T) {
+	var got *http.Request
+	var body []byte
+	srv := newRawServer(t, func(w http.ResponseWriter, r *http.Request) {
+		got = r.Clone(context.Background())
+		body = make([]byte, 10)
+		n, _ := r.Body.Read(body)
+		body = body[:n]
+		writeJSON(w, 200, `{"access":"a1","refresh":"r1","mode":"sandbox","expires_in":"300.0 seconds"}`)
+	})
+	clk := newFakeClock()
+	c, err := NewClient(testUser, testKey, WithBaseURL(srv+"/api"), withClock(clk))
+	require.NoError(t, err)
+	sent := clk.Now()
+	tok, err := c.Token(context.Background())
+	require.NoError(t, err)
+	testMethod(t, got, "POST")
+	assert.Equal(t, "/api/auth/", got.URL.Path, "the base URL's path is kept")
+	testHeader(t, got, "apiUser", testUser)
+	testHeader(t, got, "apiKey", testKey)
+	testHeader(t, got, "Authorization", "")
+	assert.Empty(t, body)
+	assert.Equal(t, "a1", tok.AccessToken)
+	assert.Equal(t, "r1", tok.RefreshToken)
+	assert.Equal(t, sent.Add(300*time.Second), tok.Expiry, "expiry counts from the local send time")
+}
+
+func TestExpiresInForms(t *testing.T) {
+	for in, want := range map[string]time.Duration{
+		`"300.0 seconds"`: 300 * time.Second,
+		`"60 sec"`:        60 * time.Second,
+		`120`:             120 * time.Second,
+		`2.5`:             2500 * time.Millisecond,
+		`"5 min"`:         5 * time.Minute,
+	} {
+		c, s := setup(t, withClock(newFakeClock()))
+		s.lifetime = in
+		tok, err := c.Token(context.Background())
+		require.NoError(t, err, in)
+		assert.Equal(t, want, tok.Expiry.Sub(tok.IssuedAt), in)
+	}
+}
+
+func TestTokenCachedUntilRefreshDue(t *testing.T) {
+	clk := newFakeClock()
+	c, s := setup(t, withClock(clk))
+	ctx := context.Background()
+	first, err := c.Token(ctx)
+	require.NoError(t, err)
+
+	clk.Advance(269 * time.Second) // outside the 30 s margin of a 300 s token
+	tok, err := c.Token(ctx)
+	require.NoError(t, err)
+	assert.Same(t, first, tok)
+	assert.EqualValues(t, 1, s.authCalls.Load())
+
+	clk.Advance(2 * time.Second) // inside the margin: still served, refreshed behind
+	tok, err = c.Token(ctx)
+	require.NoError(t, err)
+	assert.Equal(t, first.AccessToken, tok.AccessToken, "a due token is still returned at once")
+	require.Eventually(t, func() bool {
+		cur, _ := c.store.Load(ctx)
+		return cur.AccessToken == "access-2"
+	}, 5*time.Second, time.Millisecond, "the background refresh stores a new token")
+	assert.EqualValues(t, 2, s.authCalls.Load())
+
+	clk.Advance(301 * time.Second) // past expiry: the caller waits for a new one
+	tok, err = c.Token(ctx)
+	require.NoError(t, err)
+	assert.Equal(t, "access-3", tok.AccessToken)
+}
+
+func TestRefreshMarginScalesWithLifetime(t *testing.T) {
+	now := time.Now()
+	short := &Token{AccessToken: "x", IssuedAt: now, Expiry: now.Add(2 * time.Second)}
+	assert.False(t, short.RefreshDue(now.Add(time.Second)), "a 2 s token is not refreshed on every call")
+	assert.True(t, short.RefreshDue(now.Add(1850*time.Millisecond)))
+	long := &Token{AccessToken: "x", IssuedAt: now, Expiry: now.Add(time.Hour)}
+	assert.False(t, long.RefreshDue(now.Add(58*time.Minute)), "the margin is capped at a minute")
+	assert.True(t, long.RefreshDue(now.Add(59*time.Minute)))
+}
+
+func TestColdClientMakesOneAuthCall(t *testing.T) {
+	release := make(chan struct{})
+	var calls atomic.Int64
+	srv := newRawServer(t, func(w http.ResponseWriter, r *http.Request) {
+		calls.Add(1)
+		<-release // hold the refresh until every goroutine is waiting on it
+		writeJSON(w, 200, `{"access":"a1","mode":"sandbox","expires_in":300}`)
+	})
+	c, err := NewClient(testUser, testKey, WithBaseURL(srv))
+	require.NoError(t, err)
+	const n = 200
+	var wg sync.WaitGroup
+	var started sync.WaitGroup
+	errs := make(chan error, n)
+	started.Add(n)
+	for range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			started.Done()
+			tok, err := c.Token(context.Background())
+			if err == nil && tok.AccessToken != "a1" {
+				err = errors.New("wrong token " + tok.AccessToken)
+			}
+			errs <- err
+		}()
+	}
+	started.Wait()
+	require.Eventually(t, func() bool { return calls.Load() == 1 }, 5*time.Second, time.Millisecond)
+	close(release)
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		require.NoError(t, err)
+	}
+	assert.EqualValues(t, 1, calls.Load())
+}
+
+func TestWaiterLeavingDoesNotCancelRefresh(t *testing.T) {
+	release := make(chan struct{})
+	arrived := make(chan struct{}, 1)
+	srv := newRawServer(t, func(w http.ResponseWriter, r *http.Request) {
+		arrived <- struct{}{}
+		select {
+		case <-release:
+		case <-r.Context().Done():
+			return // the refresh was cancelled: the test fails below
+		}
+		writeJSON(w, 200, `{"access":"a1","mode":"sandbox","expires_in":300}`)
+	})
+	c, err := NewClient(testUser, testKey, WithBaseURL(srv))
+	require.NoError(t, err)
+
+	impatient, cancel := context.WithCancel(context.Background())
+	leftErr := make(chan error)
+	go func() { _, err := c.Token(impatient); leftErr <- err }()
+	<-arrived
+	patient := make(chan *Token)
+	go func() { tok, _ := c.Token(context.Background()); patient <- tok }()
+
+	cancel()
+	err = <-leftErr
+	assert.ErrorIs(t, err, context.Canceled, "the impatient caller leaves at once")
+	close(release)
+	tok := <-patient
+	require.NotNil(t, tok, "the patient caller still gets the token")
+	assert.Equal(t, "a1", tok.AccessToken)
+}
+
+func TestRevokedTokenReplacedOnce(t *testing.T) {
+	c, s := setup(t)
+	const n = 50
+	var stale, payCalls atomic.Int64
+	allStale := make(chan struct{})
+	s.mux.HandleFunc("POST /pay/", func(w http.ResponseWriter, r *http.Request) {
+		payCalls.Add(1)
+		if r.Header.Get("Authorization") == "Bearer access-1" {
+			// Hold every request until all n carry the revoked token, so
+			// that all n see the 401 at once.
+			if stale.Add(1) == n {
+				close(allStale)
+			}
+			<-allStale
+			writeJSON(w, 401, `{"status":"error","error_code":"INVALID_KEY","message":"token revoked"}`)
+			return
+		}
+		writeJSON(w, 200, `{"status":"pending","transaction_id":"VP1"}`)
+	})
+	ctx := context.Background()
+	_, err := c.Token(ctx) // access-1 is now current
+	require.NoError(t, err)
+
+	var wg sync.WaitGroup
+	for range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			_, err := c.Pay(ctx, &PayRequest{Amount: 100, Phone: "0780000000"})
+			assert.NoError(t, err)
+		}()
+	}
+	wg.Wait()
+	assert.EqualValues(t, 2, s.authCalls.Load(), "one call for the first token, one to replace it")
+	assert.EqualValues(t, 2*n, payCalls.Load(), "each call retried exactly once")
+}
+
+func TestSecond401Returned(t *testing.T) {
+	c, s := setup(t)
+	var payCalls atomic.Int64
+	s.mux.HandleFunc("POST /pay/", func(w http.ResponseWriter, r *http.Request) {
+		payCalls.Add(1)
+		writeJSON(w, 401, `{"status":"error","error_code":"INVALID_KEY","message":"nope"}`)
+	})
+	_, err := c.Pay(context.Background(), &PayRequest{Amount: 100, Phone: "0780000000"})
+	require.Error(t, err)
+	assert.ErrorIs(t, err, ErrInvalidKey)
+	assert.ErrorIs(t, err, ErrUnauthorized)
+	assert.EqualValues(t, 2, payCalls.Load())
+	assert.EqualValues(t, 2, s.authCalls.Load())
+}
+
+func TestInvalidateKeepsNewerToken(t *testing.T) {
+	s := NewMemoryTokenStore()
+	ctx := context.Background()
+	old := &Token{AccessToken: "old"}
+	_, err := s.Refresh(ctx, nil, func(context.Context) (*Token, error) { return old, nil })
+	require.NoError(t, err)
+	newer, err := s.Refresh(ctx, old, func(context.Context) (*Token, error) { return &Token{AccessToken: "new"}, nil })
+	require.NoError(t, err)
+	require.NoError(t, s.Invalidate(ctx, old))
+	cur, _ := s.Load(ctx)
+	assert.Same(t, newer, cur, "a 401 on the old token must not drop its replacement")
+	require.NoError(t, s.Invalidate(ctx, newer))
+	cur, _ = s.Load(ctx)
+	assert.Nil(t, cur)
+}
+
+func TestRefreshSkipsFetchWhenSomeoneElseRefreshed(t *testing.T) {
+	s := NewMemoryTokenStore()
+	ctx := context.Background()
+	fresh, _ := s.Refresh(ctx, nil, func(context.Context) (*Token, error) { return &Token{AccessToken: "fresh"}, nil })
+	got, err := s.Refresh(ctx, &Token{AccessToken: "stale"}, func(context.Context) (*Token, error) {
+		t.Fatal("fetch called although the token was already replaced")
+		return nil, nil
+	})
+	require.NoError(t, err)
+	assert.Same(t, fresh, got)
+}

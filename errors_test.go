@@ -1,0 +1,108 @@
+package vpay
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"strings"
+	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+)
+
+func TestErrorBodiesMatchSentinels(t *testing.T) {
+	tests := []struct {
+		status int
+		code   ErrorCode
+		is     error
+	}{
+		{401, CodeInvalidKey, ErrInvalidKey},
+		{400, CodeInvalidPhone, ErrInvalidPhone},
+		{400, CodeInvalidAmount, ErrInvalidAmount},
+		{409, CodeDuplicateReference, ErrDuplicateReference},
+		{200, CodePaymentTimeout, ErrPaymentTimeout},
+		{200, CodeInsufficientFunds, ErrInsufficientFunds},
+		{502, CodeNetworkError, ErrNetworkError},
+		{429, CodeRateLimited, ErrRateLimited},
+	}
+	for _, tt := range tests {
+		t.Run(string(tt.code), func(t *testing.T) {
+			c, s := setup(t, WithMaxRetries(0))
+			s.mux.HandleFunc("/pay/", func(w http.ResponseWriter, r *http.Request) {
+				w.Header().Set("X-RateLimit-Limit", "120")
+				w.Header().Set("X-RateLimit-Remaining", "7")
+				writeJSON(w, tt.status, `{"status":"error","error_code":"`+string(tt.code)+`","message":"from server"}`)
+			})
+			p, err := c.Pay(context.Background(), &PayRequest{Amount: 100, Phone: "0780000000", Reference: "r-1"})
+			assert.Nil(t, p)
+			var e *Error
+			require.ErrorAs(t, err, &e)
+			assert.Equal(t, tt.status, e.HTTPStatus)
+			assert.Equal(t, tt.code, e.Code)
+			assert.Equal(t, "from server", e.Message)
+			assert.Equal(t, "r-1", e.Reference)
+			assert.Equal(t, 7, e.RateLimit.Remaining, "errors carry the rate-limit state")
+			assert.ErrorIs(t, err, tt.is)
+			for _, other := range []error{ErrInvalidKey, ErrInvalidPhone, ErrInvalidAmount, ErrDuplicateReference, ErrPaymentTimeout, ErrInsufficientFunds, ErrNetworkError, ErrRateLimited} {
+				if other != tt.is {
+					assert.NotErrorIs(t, err, other)
+				}
+			}
+		})
+	}
+}
+
+func TestNonJSONErrorBody(t *testing.T) {
+	c, s := setup(t, WithMaxRetries(0))
+	s.mux.HandleFunc("/transaction/status/", func(w http.ResponseWriter, r *http.Request) {
+		w.WriteHeader(500)
+		_, _ = w.Write([]byte("<html>Internal Server Error</html>"))
+	})
+	_, err := c.Status(context.Background(), "VP1")
+	var e *Error
+	require.ErrorAs(t, err, &e)
+	assert.Equal(t, 500, e.HTTPStatus)
+	assert.Contains(t, err.Error(), "not JSON")
+}
+
+func TestErrorBodyCappedAt1MiB(t *testing.T) {
+	c, s := setup(t, WithMaxRetries(0))
+	var written int
+	s.mux.HandleFunc("/transaction/status/", func(w http.ResponseWriter, r *http.Request) {
+		w.WriteHeader(500)
+		chunk := []byte(strings.Repeat("x", 64<<10))
+		for range 64 { // 4 MiB
+			n, err := w.Write(chunk)
+			written += n
+			if err != nil {
+				return
+			}
+		}
+	})
+	_, err := c.Status(context.Background(), "VP1")
+	require.Error(t, err)
+	assert.Contains(t, err.Error(), "larger than 1 MiB")
+	assert.Less(t, len(err.Error()), 1000, "the body is not copied into the error")
+}
+
+func TestValidationErrorIsNotAnAPIError(t *testing.T) {
+	err := (&PayRequest{Amount: 1}).Validate()
+	var e *Error
+	assert.False(t, errors.As(err, &e))
+	assert.ErrorIs(t, err, ErrInvalidAmount)
+	assert.NotErrorIs(t, err, ErrInvalidPhone)
+}
+
+func TestTransportErrorIsError(t *testing.T) {
+	url := newRawServer(t, func(http.ResponseWriter, *http.Request) {})
+	c, err := NewClient(testUser, testKey, WithBaseURL(url), WithMaxRetries(0))
+	require.NoError(t, err)
+	c.baseURL.Host = "127.0.0.1:1" // nothing listens there
+	_, err = c.Token(context.Background())
+	var e *Error
+	require.ErrorAs(t, err, &e)
+	assert.Zero(t, e.HTTPStatus)
+	assert.True(t, e.Temporary())
+	assert.False(t, e.OutcomeUnknown, "a refused connection never reached the server")
+}
