@@ -57,8 +57,7 @@ func TestExpiresInForms(t *testing.T) {
 }
 
 func TestTokenCachedUntilRefreshDue(t *testing.T) {
-	clk := newFakeClock()
-	c, s := setup(t, withClock(clk))
+	c, s, clk := setupClock(t)
 	ctx := context.Background()
 	first, err := c.Token(ctx)
 	require.NoError(t, err)

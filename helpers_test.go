@@ -74,11 +74,12 @@ type server struct {
 	authCalls atomic.Int64
 	tokenSeq  atomic.Int64
 	lifetime  string // expires_in in the auth response
+	now       func() time.Time
 }
 
 func setup(t *testing.T, opts ...Option) (*Client, *server) {
 	t.Helper()
-	s := &server{mux: http.NewServeMux(), lifetime: `"300.0 seconds"`}
+	s := &server{mux: http.NewServeMux(), lifetime: `"300.0 seconds"`, now: time.Now}
 	api := http.NewServeMux()
 	api.HandleFunc("POST /auth/", func(w http.ResponseWriter, r *http.Request) {
 		if r.Header.Get("apiUser") != testUser || r.Header.Get("apiKey") != testKey {
@@ -92,7 +93,12 @@ func setup(t *testing.T, opts ...Option) (*Client, *server) {
 	api.Handle("/", s.mux)
 	root := http.NewServeMux()
 	root.Handle("/api/", http.StripPrefix("/api", api))
-	s.Server = httptest.NewServer(root)
+	s.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		// The server's Date follows the client's clock, fake or not, so
+		// that only a test that means to skew the clocks does.
+		w.Header().Set("Date", s.now().UTC().Format(http.TimeFormat))
+		root.ServeHTTP(w, r)
+	}))
 	t.Cleanup(s.Close)
 	c, err := NewClient(testUser, testKey, append([]Option{WithBaseURL(s.URL + "/api/"), WithPlan(Plan{PerMinute: 6000, PerDay: 0})}, opts...)...)
 	require.NoError(t, err)
@@ -135,3 +141,13 @@ func newRawServer(t *testing.T, h http.HandlerFunc) string {
 }
 
 func jsonDecode(r *http.Request, v any) error { return json.NewDecoder(r.Body).Decode(v) }
+
+// setupClock is setup with a fake clock shared by the client and the
+// server's Date header.
+func setupClock(t *testing.T, opts ...Option) (*Client, *server, *fakeClock) {
+	t.Helper()
+	clk := newFakeClock()
+	c, s := setup(t, append([]Option{withClock(clk)}, opts...)...)
+	s.now = clk.Now
+	return c, s, clk
+}

@@ -190,8 +190,7 @@ func TestStatusRequest(t *testing.T) {
 }
 
 func TestWaitPollsUntilFinal(t *testing.T) {
-	clk := newFakeClock()
-	c, s := setup(t, withClock(clk))
+	c, s, clk := setupClock(t)
 	var polls atomic.Int64
 	s.mux.HandleFunc("/transaction/status/", func(w http.ResponseWriter, r *http.Request) {
 		switch polls.Add(1) {
@@ -218,8 +217,7 @@ func TestWaitPollsUntilFinal(t *testing.T) {
 }
 
 func TestWaitGivesUpAfterPromptTimeout(t *testing.T) {
-	clk := newFakeClock()
-	c, s := setup(t, withClock(clk))
+	c, s, clk := setupClock(t)
 	var polls atomic.Int64
 	s.mux.HandleFunc("/transaction/status/", func(w http.ResponseWriter, r *http.Request) {
 		polls.Add(1)

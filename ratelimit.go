@@ -63,10 +63,13 @@ func (p Plan) validate() error {
 //
 // Implementations must be safe for concurrent use.
 type Limiter interface {
-	// Reserve claims the right to send one request and returns how long the
-	// caller must wait before sending it. If the wait would be longer than
-	// maxWait it claims nothing and returns an error matching
-	// ErrRateLimited (a *Error whose RateLimit says when the window resets).
+	// Reserve asks to send one request now. It returns 0 when the request
+	// may go (and counts it), or how long to wait before asking again (and
+	// counts nothing). Asking again, rather than booking a slot far ahead,
+	// lets a limiter base every decision on the latest headers. If the wait
+	// would be longer than maxWait it returns an error matching
+	// ErrRateLimited instead (a *Error whose RateLimit says when the window
+	// resets).
 	Reserve(ctx context.Context, maxWait time.Duration) (time.Duration, error)
 	// Observe records the state a response announced. throttled is true
 	// for a 429, when rl.Reset is the time the server said to come back.
@@ -97,7 +100,7 @@ type localLimiter struct {
 	estimated bool          // windowEnd is our guess, not yet confirmed by a response
 	lastReset time.Time     // the last Reset a response confirmed
 	windowLen time.Duration // learnt from successive Resets; the documented minute until then
-	pending   int           // requests told to wait for windowEnd, counted against the next window
+	blind     int           // requests let through while no window was known
 	perDay    int
 	day       time.Time // start of the UTC day counted in dayCount
 	dayCount  int
@@ -123,15 +126,18 @@ func (l *localLimiter) Reserve(_ context.Context, maxWait time.Duration) (time.D
 	defer l.mu.Unlock()
 
 	if !l.windowEnd.IsZero() && !now.Before(l.windowEnd) {
-		// The window has rolled over and the new one starts full, less what
-		// we already promised to it. Its end is a guess until a response
-		// confirms it.
+		// The window has rolled over and the new one starts full. Its end
+		// is a guess until a response confirms it.
 		end := l.windowEnd.Add(l.windowLen)
 		for !end.After(now) {
 			end = end.Add(l.windowLen)
 		}
-		l.remaining, l.pending = l.limit-l.pending, 0
-		l.windowEnd, l.estimated = end, true
+		l.remaining, l.windowEnd, l.estimated = l.limit, end, true
+		if l.limit == 0 {
+			// A 429 without a Limit: we know when it ended, not what the
+			// next window holds, so nothing is counted until a header says.
+			l.windowEnd = time.Time{}
+		}
 	}
 	if day := now.UTC().Truncate(24 * time.Hour); !day.Equal(l.day) {
 		l.day, l.dayCount = day, 0
@@ -139,38 +145,41 @@ func (l *localLimiter) Reserve(_ context.Context, maxWait time.Duration) (time.D
 	if l.perDay > 0 && l.dayCount >= l.perDay {
 		return 0, l.refuse(l.day.Add(24*time.Hour), now, "daily quota of %d requests spent", l.perDay)
 	}
-
-	var wait time.Duration
-	counted := func() {}
-	if !l.windowEnd.IsZero() {
-		switch {
-		case l.remaining > 0:
-			counted = func() { l.remaining-- }
-		case l.pending < l.limit:
-			wait = l.windowEnd.Sub(now)
-			counted = func() { l.pending++ }
-		default:
-			wait = l.windowEnd.Add(l.windowLen).Sub(now)
-		}
+	if !l.windowEnd.IsZero() && l.remaining <= 0 {
+		wait := l.windowEnd.Sub(now)
 		if wait > maxWait {
-			return 0, l.refuse(now.Add(wait), now, "window of %d requests spent", l.limit)
+			return 0, l.refuse(l.windowEnd, now, "window of %d requests spent", l.limit)
 		}
+		if l.estimated {
+			// The end is our guess; the first answer of the new window will
+			// say. Look again soon rather than sleep on a guess.
+			wait = min(wait, estimatePoll)
+		}
+		return wait, nil
 	}
 	r := l.bucket.ReserveN(now, 1)
 	if !r.OK() {
 		return 0, l.refuse(now.Add(time.Minute), now, "limiter cannot grant a request")
 	}
-	if d := r.DelayFrom(now); d > wait {
-		wait = d
-	}
-	if wait > maxWait {
+	if d := r.DelayFrom(now); d > 0 {
 		r.CancelAt(now)
-		return 0, l.refuse(now.Add(wait), now, "pacing would wait %s", wait.Round(time.Millisecond))
+		if d > maxWait {
+			return 0, l.refuse(now.Add(d), now, "pacing would wait %s", d.Round(time.Millisecond))
+		}
+		return d, nil
 	}
-	counted()
+	if l.windowEnd.IsZero() {
+		l.blind++
+	} else {
+		l.remaining--
+	}
 	l.dayCount++
-	return wait, nil
+	return 0, nil
 }
+
+// estimatePoll is how often a request waiting on a guessed window end looks
+// again.
+const estimatePoll = 100 * time.Millisecond
 
 func (l *localLimiter) refuse(reset, now time.Time, format string, args ...any) error {
 	return &Error{
@@ -201,7 +210,7 @@ func (l *localLimiter) Observe(_ context.Context, rl RateLimit, throttled bool) 
 	}
 	if throttled {
 		// The server says nothing is left until Reset, whatever we counted.
-		l.remaining = 0
+		l.remaining, l.blind = 0, 0
 		if rl.Reset.After(l.windowEnd) {
 			l.windowEnd, l.estimated = rl.Reset, false
 		}
@@ -217,7 +226,10 @@ func (l *localLimiter) Observe(_ context.Context, rl RateLimit, throttled bool) 
 	}
 	switch {
 	case l.windowEnd.IsZero():
-		l.remaining, l.windowEnd = rl.Remaining, rl.Reset
+		// The requests we sent blind, other than the one answered here, may
+		// not be in the server's figure yet: count them as spent.
+		l.remaining, l.windowEnd = max(rl.Remaining-max(l.blind-1, 0), 0), rl.Reset
+		l.blind = 0
 	case rl.Reset.Equal(l.windowEnd) || l.estimated:
 		// Requests we let through after this one was answered are not in
 		// the server's figure yet, so our own count wins when lower.
@@ -225,7 +237,7 @@ func (l *localLimiter) Observe(_ context.Context, rl RateLimit, throttled bool) 
 		l.windowEnd, l.estimated = rl.Reset, false
 	case rl.Reset.After(l.windowEnd):
 		// A window we had not reached by our clock: the server's word.
-		l.remaining, l.windowEnd, l.pending = rl.Remaining, rl.Reset, 0
+		l.remaining, l.windowEnd = rl.Remaining, rl.Reset
 	}
 }
 

@@ -116,27 +116,34 @@ func (c *Client) finish(cl call, err error, maybeSent bool) error {
 	return e
 }
 
-// reserve waits for the limiter's permission to send.
+// reserve waits for the limiter's permission to send, asking again after
+// each wait it is told, for at most maxWait (or ctx's deadline) in all.
 func (c *Client) reserve(ctx context.Context, cl call) error {
 	maxWait := c.maxWait
 	if dl, ok := ctx.Deadline(); ok {
-		maxWait = min(maxWait, dl.Sub(c.clock.Now()))
+		// A ctx deadline is wall-clock time, whatever clock the client runs on.
+		maxWait = min(maxWait, time.Until(dl))
 	}
-	wait, err := c.limiter.Reserve(ctx, max(maxWait, 0))
-	if err != nil {
-		return err
-	}
-	if wait > 0 {
-		if err := c.sleep(ctx, wait, "rate limit: window spent, waiting for reset"); err != nil {
+	giveUp := c.clock.Now().Add(maxWait)
+	for logged := false; ; {
+		wait, err := c.limiter.Reserve(ctx, max(giveUp.Sub(c.clock.Now()), 0))
+		if err != nil || wait <= 0 {
+			return err
+		}
+		why := "rate limit: waiting for the window to reset"
+		if logged {
+			why = "" // said once per call is enough
+		}
+		logged = logged || wait >= time.Second
+		if err := c.sleep(ctx, wait, why); err != nil {
 			return c.ctxError(cl, err)
 		}
 	}
-	return nil
 }
 
 // sleep waits on the client's clock, logging waits a person would notice.
 func (c *Client) sleep(ctx context.Context, d time.Duration, why string) error {
-	if d >= time.Second {
+	if d >= time.Second && why != "" {
 		c.logger.LogAttrs(ctx, slog.LevelInfo, "vpay: waiting", slog.Duration("wait", d), slog.String("reason", why))
 	}
 	return c.clock.Sleep(ctx, d)
@@ -304,7 +311,7 @@ func (c *Client) retryDecision(ctx context.Context, res result, retries int) (re
 		if wait > c.maxWait {
 			return "", 0, false
 		}
-		if dl, ok := ctx.Deadline(); ok && now.Add(wait).After(dl) {
+		if dl, ok := ctx.Deadline(); ok && wait > time.Until(dl) {
 			return "", 0, false
 		}
 		return fmt.Sprintf("429: waiting %s for the rate-limit window to reset", wait.Round(time.Millisecond)), max(wait, 0), true

@@ -1,0 +1,365 @@
+package vpay
+
+import (
+	"bytes"
+	"context"
+	"io"
+	"log/slog"
+	"net/http"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+)
+
+func rateHeaders(w http.ResponseWriter, limit, remaining int, reset time.Time) {
+	w.Header().Set("X-RateLimit-Limit", strconv.Itoa(limit))
+	w.Header().Set("X-RateLimit-Remaining", strconv.Itoa(remaining))
+	w.Header().Set("X-RateLimit-Reset", strconv.FormatInt(reset.Unix(), 10))
+}
+
+func TestRateLimitParsedOnSuccessAndError(t *testing.T) {
+	c, s, clk := setupClock(t, WithMaxRetries(0))
+	reset := clk.Now().Add(40 * time.Second)
+	fail := false
+	s.mux.HandleFunc("/transaction/status/", func(w http.ResponseWriter, r *http.Request) {
+		if fail {
+			rateHeaders(w, 120, 117, reset)
+			writeJSON(w, 400, `{"status":"error","message":"bad id"}`)
+			return
+		}
+		rateHeaders(w, 120, 118, reset)
+		writeJSON(w, 200, `{"status":"pending","transaction_id":"VP1"}`)
+	})
+	assert.True(t, c.RateLimit().IsZero())
+	_, err := c.Status(context.Background(), "VP1")
+	require.NoError(t, err)
+	rl := c.RateLimit()
+	assert.Equal(t, 118, rl.Remaining)
+	assert.Equal(t, 120, rl.Limit)
+	assert.WithinDuration(t, reset, rl.Reset, 0)
+	fail = true
+	_, err = c.Status(context.Background(), "VP1")
+	var e *Error
+	require.ErrorAs(t, err, &e)
+	assert.Equal(t, 117, e.RateLimit.Remaining)
+	assert.Equal(t, 117, c.RateLimit().Remaining)
+}
+
+func TestSpentWindowWaitsInsteadOf429(t *testing.T) {
+	c, s, clk := setupClock(t)
+	reset := clk.Now().Add(20 * time.Second)
+	var calls atomic.Int64
+	s.mux.HandleFunc("/transaction/status/", func(w http.ResponseWriter, r *http.Request) {
+		n := calls.Add(1)
+		if n > 1 && clk.Now().Before(reset) {
+			writeJSON(w, 429, `{"status":"error","error_code":"RATE_LIMITED"}`)
+			return
+		}
+		rateHeaders(w, 20, 0, reset)
+		writeJSON(w, 200, `{"status":"pending","transaction_id":"VP1"}`)
+	})
+	ctx := context.Background()
+	_, err := c.Status(ctx, "VP1")
+	require.NoError(t, err)
+	_, err = c.Status(ctx, "VP1")
+	require.NoError(t, err, "the second call waited for the reset instead of earning a 429")
+	assert.Contains(t, clk.Sleeps(), 20*time.Second)
+	assert.EqualValues(t, 2, calls.Load())
+}
+
+func TestSpentWindowBeyondMaxWaitFailsFast(t *testing.T) {
+	c, s, clk := setupClock(t, WithMaxWait(10*time.Second))
+	reset := clk.Now().Add(45 * time.Second)
+	var calls atomic.Int64
+	s.mux.HandleFunc("/transaction/status/", func(w http.ResponseWriter, r *http.Request) {
+		calls.Add(1)
+		rateHeaders(w, 20, 0, reset)
+		writeJSON(w, 200, `{"status":"pending","transaction_id":"VP1"}`)
+	})
+	_, err := c.Status(context.Background(), "VP1")
+	require.NoError(t, err)
+	_, err = c.Status(context.Background(), "VP1")
+	assert.ErrorIs(t, err, ErrRateLimited)
+	var e *Error
+	require.ErrorAs(t, err, &e)
+	assert.WithinDuration(t, reset, e.RateLimit.Reset, 0, "the error says when to come back")
+	assert.EqualValues(t, 1, calls.Load(), "no request sent that would get a 429")
+	assert.Empty(t, clk.Sleeps(), "it failed without waiting")
+
+	// A ctx deadline shorter than the wait fails fast the same way.
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	c2, s2, clk2 := setupClock(t)
+	s2.mux.HandleFunc("/transaction/status/", func(w http.ResponseWriter, r *http.Request) {
+		rateHeaders(w, 20, 0, clk2.Now().Add(45*time.Second))
+		writeJSON(w, 200, `{"status":"pending","transaction_id":"VP1"}`)
+	})
+	_, _ = c2.Status(context.Background(), "VP1")
+	_, err = c2.Status(ctx, "VP1")
+	assert.ErrorIs(t, err, ErrRateLimited)
+}
+
+func Test429ThenSuccess(t *testing.T) {
+	for name, header := range map[string]func(now time.Time) (string, string){
+		"reset header": func(now time.Time) (string, string) {
+			return "X-RateLimit-Reset", strconv.FormatInt(now.Add(7*time.Second).Unix(), 10)
+		},
+		"retry-after seconds": func(time.Time) (string, string) { return "Retry-After", "7" },
+		"retry-after date": func(now time.Time) (string, string) {
+			return "Retry-After", now.Add(7 * time.Second).UTC().Format(http.TimeFormat)
+		},
+	} {
+		t.Run(name, func(t *testing.T) {
+			c, s, clk := setupClock(t)
+			var calls atomic.Int64
+			s.mux.HandleFunc("/transaction/status/", func(w http.ResponseWriter, r *http.Request) {
+				if calls.Add(1) == 1 {
+					k, v := header(clk.Now())
+					w.Header().Set(k, v)
+					w.Header().Set("Date", clk.Now().UTC().Format(http.TimeFormat))
+					writeJSON(w, 429, `{"status":"error","error_code":"RATE_LIMITED","message":"slow down"}`)
+					return
+				}
+				writeJSON(w, 200, `{"status":"successful","transaction_id":"VP1"}`)
+			})
+			tx, err := c.Status(context.Background(), "VP1")
+			require.NoError(t, err)
+			assert.Equal(t, StatusSuccessful, tx.Status)
+			assert.Contains(t, clk.Sleeps(), 7*time.Second)
+		})
+	}
+}
+
+func Test429WithResetHoursAwayFailsFast(t *testing.T) {
+	c, s, clk := setupClock(t)
+	var calls atomic.Int64
+	s.mux.HandleFunc("/transaction/status/", func(w http.ResponseWriter, r *http.Request) {
+		calls.Add(1)
+		rateHeaders(w, 1000, 0, clk.Now().Add(5*time.Hour))
+		writeJSON(w, 429, `{"status":"error","error_code":"RATE_LIMITED","message":"daily quota"}`)
+	})
+	_, err := c.Status(context.Background(), "VP1")
+	assert.ErrorIs(t, err, ErrRateLimited)
+	assert.EqualValues(t, 1, calls.Load())
+	assert.Empty(t, clk.Sleeps())
+	_, err = c.Status(context.Background(), "VP1")
+	assert.ErrorIs(t, err, ErrRateLimited)
+	assert.EqualValues(t, 1, calls.Load(), "later calls fail without asking the server")
+}
+
+func TestSkewedClockReadsResetAgainstDate(t *testing.T) {
+	c, s, clk := setupClock(t)
+	serverNow := clk.Now().Add(-time.Hour) // the local clock is an hour ahead
+	s.mux.HandleFunc("/transaction/status/", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Date", serverNow.UTC().Format(http.TimeFormat))
+		rateHeaders(w, 20, 0, serverNow.Add(12*time.Second))
+		writeJSON(w, 200, `{"status":"pending","transaction_id":"VP1"}`)
+	})
+	_, err := c.Status(context.Background(), "VP1")
+	require.NoError(t, err)
+	assert.WithinDuration(t, clk.Now().Add(12*time.Second), c.RateLimit().Reset, 0)
+	_, err = c.Status(context.Background(), "VP1")
+	require.NoError(t, err)
+	assert.Contains(t, clk.Sleeps(), 12*time.Second, "waited 12 s, not an hour less or more")
+}
+
+func TestRetriesReplaySameBodyAndReference(t *testing.T) {
+	c, s, clk := setupClock(t, WithMaxRetries(3))
+	var bodies [][]byte
+	var mu sync.Mutex
+	s.mux.HandleFunc("/pay/", func(w http.ResponseWriter, r *http.Request) {
+		b, _ := io.ReadAll(r.Body)
+		mu.Lock()
+		bodies = append(bodies, b)
+		n := len(bodies)
+		mu.Unlock()
+		switch n {
+		case 1:
+			writeJSON(w, 502, `{"status":"error","error_code":"NETWORK_ERROR","message":"MoMo unreachable"}`)
+		case 2:
+			writeJSON(w, 503, `{"status":"error","message":"maintenance"}`)
+		case 3:
+			writeJSON(w, 504, ``)
+		default:
+			writeJSON(w, 200, `{"status":"pending","transaction_id":"VP9"}`)
+		}
+	})
+	p, err := c.Pay(context.Background(), &PayRequest{Amount: 100, Phone: "0780000000"})
+	require.NoError(t, err)
+	require.Len(t, bodies, 4)
+	for _, b := range bodies[1:] {
+		assert.True(t, bytes.Equal(bodies[0], b), "retries replay the body byte for byte")
+	}
+	assert.Contains(t, string(bodies[3]), `"external_id":"`+p.Reference+`"`)
+	backoffs := clk.Sleeps()
+	require.Len(t, backoffs, 3)
+	for i, d := range backoffs {
+		assert.LessOrEqual(t, d, 250*time.Millisecond<<i, "full jitter stays under the exponential ceiling")
+	}
+}
+
+func TestDuplicateOnRetryReportedAsPossiblyCreated(t *testing.T) {
+	c, s := setup(t, withClock(newFakeClock()))
+	var calls atomic.Int64
+	s.mux.HandleFunc("/pay/", func(w http.ResponseWriter, r *http.Request) {
+		if calls.Add(1) == 1 {
+			// The payment was created, then the answer was lost.
+			writeJSON(w, 503, `{"status":"error","message":"upstream reset"}`)
+			return
+		}
+		writeJSON(w, 409, `{"status":"error","error_code":"DUPLICATE_REFERENCE","message":"reference used"}`)
+	})
+	_, err := c.Pay(context.Background(), &PayRequest{Amount: 100, Phone: "0780000000", Reference: "order-9"})
+	require.Error(t, err)
+	assert.ErrorIs(t, err, ErrDuplicateReference)
+	assert.ErrorIs(t, err, ErrOutcomeUnknown)
+	assert.Contains(t, err.Error(), "may have created the payment")
+	assert.Contains(t, err.Error(), "order-9")
+}
+
+func TestFirstAttemptDuplicateIsPlain(t *testing.T) {
+	c, s := setup(t)
+	s.mux.HandleFunc("/pay/", func(w http.ResponseWriter, r *http.Request) {
+		writeJSON(w, 409, `{"status":"error","error_code":"DUPLICATE_REFERENCE","message":"reference used"}`)
+	})
+	_, err := c.Pay(context.Background(), &PayRequest{Amount: 100, Phone: "0780000000", Reference: "order-9"})
+	assert.ErrorIs(t, err, ErrDuplicateReference)
+	assert.NotErrorIs(t, err, ErrOutcomeUnknown, "nothing this call sent can have created it")
+}
+
+func TestClientErrorsNotRetried(t *testing.T) {
+	for _, status := range []int{400, 403, 404, 409, 422} {
+		c, s := setup(t, withClock(newFakeClock()))
+		var calls atomic.Int64
+		s.mux.HandleFunc("/pay/", func(w http.ResponseWriter, r *http.Request) {
+			calls.Add(1)
+			writeJSON(w, status, `{"status":"error","message":"no"}`)
+		})
+		_, err := c.Pay(context.Background(), &PayRequest{Amount: 100, Phone: "0780000000"})
+		require.Error(t, err)
+		assert.EqualValues(t, 1, calls.Load(), "HTTP %d is not retried", status)
+	}
+}
+
+func TestCancelEndsRateLimitWaitAtOnce(t *testing.T) {
+	waiting := make(chan struct{}, 1)
+	logger := slog.New(signalHandler{msg: "vpay: waiting", ch: waiting})
+	c, s := setup(t, WithLogger(logger))
+	s.mux.HandleFunc("/transaction/status/", func(w http.ResponseWriter, r *http.Request) {
+		rateHeaders(w, 20, 0, time.Now().Add(50*time.Second))
+		writeJSON(w, 200, `{"status":"pending","transaction_id":"VP1"}`)
+	})
+	_, err := c.Status(context.Background(), "VP1")
+	require.NoError(t, err)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error)
+	go func() { _, err := c.Status(ctx, "VP1"); done <- err }()
+	<-waiting // the client logged that it is waiting for the window
+	cancel()
+	assert.ErrorIs(t, <-done, context.Canceled)
+}
+
+// signalHandler is a slog.Handler that signals when a record with msg is
+// logged.
+type signalHandler struct {
+	msg string
+	ch  chan struct{}
+}
+
+func (h signalHandler) Enabled(context.Context, slog.Level) bool { return true }
+func (h signalHandler) Handle(_ context.Context, r slog.Record) error {
+	if r.Message == h.msg {
+		select {
+		case h.ch <- struct{}{}:
+		default:
+		}
+	}
+	return nil
+}
+func (h signalHandler) WithAttrs([]slog.Attr) slog.Handler { return h }
+func (h signalHandler) WithGroup(string) slog.Handler      { return h }
+
+// take asks l until it grants a request, moving clk by each wait, and
+// returns the total wait.
+func take(t *testing.T, l Limiter, clk *fakeClock, maxWait time.Duration) (time.Duration, error) {
+	t.Helper()
+	var total time.Duration
+	for {
+		d, err := l.Reserve(context.Background(), maxWait-total)
+		if err != nil || d == 0 {
+			return total, err
+		}
+		total += d
+		clk.Advance(d)
+	}
+}
+
+func TestLimiterAdaptsToHeaders(t *testing.T) {
+	clk := newFakeClock()
+	l := newLocalLimiter(Plan{PerMinute: 60}, clk)
+	ctx := context.Background()
+	now := clk.Now()
+	l.Observe(ctx, RateLimit{Limit: 60, Remaining: 2, Reset: now.Add(30 * time.Second)}, false)
+	for range 2 {
+		_, err := take(t, l, clk, time.Minute)
+		require.NoError(t, err)
+		clk.Advance(time.Second)
+	}
+	d, err := take(t, l, clk, time.Minute)
+	require.NoError(t, err)
+	assert.Equal(t, 28*time.Second, d, "Remaining 2 spent: the third waits for the reset")
+
+	// Another process used the key: Remaining lower than our count drains it.
+	now = clk.Now()
+	l.Observe(ctx, RateLimit{Limit: 60, Remaining: 50, Reset: now.Add(60 * time.Second)}, false)
+	l.Observe(ctx, RateLimit{Limit: 60, Remaining: 0, Reset: now.Add(60 * time.Second)}, false)
+	_, err = l.Reserve(ctx, time.Second)
+	assert.ErrorIs(t, err, ErrRateLimited)
+
+	// A plan upgrade scales the pace.
+	before := l.bucket.Limit()
+	l.Observe(ctx, RateLimit{Limit: 120, Remaining: 100, Reset: now.Add(60 * time.Second)}, false)
+	assert.InDelta(t, float64(before)*2, float64(l.bucket.Limit()), 1e-9)
+}
+
+func TestColdRequestsCountedAgainstFirstWindow(t *testing.T) {
+	clk := newFakeClock()
+	l := newLocalLimiter(Plan{PerMinute: 600}, clk) // burst of 10
+	for range 10 {
+		d, err := l.Reserve(context.Background(), time.Minute)
+		require.NoError(t, err)
+		require.Zero(t, d)
+	}
+	// The first answer says 19 left; the 9 others in flight may not be in it.
+	l.Observe(context.Background(), RateLimit{Limit: 20, Remaining: 19, Reset: clk.Now().Add(2 * time.Second)}, false)
+	assert.Equal(t, 10, l.remaining)
+}
+
+func TestDailyQuotaFailsFast(t *testing.T) {
+	clk := newFakeClock()
+	l := newLocalLimiter(Plan{PerMinute: 600, PerDay: 3}, clk)
+	for range 3 {
+		_, err := take(t, l, clk, time.Minute)
+		require.NoError(t, err)
+	}
+	_, err := l.Reserve(context.Background(), time.Minute)
+	assert.ErrorIs(t, err, ErrRateLimited)
+	assert.Contains(t, err.Error(), "daily quota")
+}
+
+func TestLongWaitLoggedAtInfo(t *testing.T) {
+	var logs bytes.Buffer
+	c, s, clk := setupClock(t, WithLogger(slog.New(slog.NewTextHandler(&logs, nil))))
+	s.mux.HandleFunc("/transaction/status/", func(w http.ResponseWriter, r *http.Request) {
+		rateHeaders(w, 20, 0, clk.Now().Add(3*time.Second))
+		writeJSON(w, 200, `{"status":"pending","transaction_id":"VP1"}`)
+	})
+	_, _ = c.Status(context.Background(), "VP1")
+	_, _ = c.Status(context.Background(), "VP1")
+	assert.Contains(t, logs.String(), "level=INFO msg=\"vpay: waiting\" wait=3s")
+}
