@@ -77,14 +77,13 @@ type Limiter interface {
 }
 
 // NewLimiter returns the default Limiter for plan: a token bucket
-// (golang.org/x/time/rate) at the plan's rate that paces a cold client,
-// combined with the window the server announces in its headers. Once a
-// response has said how many requests remain until Reset, the limiter counts
-// every request it lets through against that window and holds the next one
-// until Reset when none remain, so the client uses the whole quota without
-// earning a 429. A header Limit that changes (a plan upgrade) rescales the
-// bucket; a Remaining lower than the limiter's own count (another process
-// using the key) lowers it.
+// (golang.org/x/time/rate) at the plan's rate paces a client that knows
+// nothing of the server's window yet; once a response has said how many
+// requests remain until Reset, the limiter counts every request it lets
+// through against that window and holds the next one until Reset when none
+// remain, so the client uses the whole quota without earning a 429. A header
+// Limit that changes (a plan upgrade) rescales the bucket; a Remaining lower
+// than the limiter's own count (another process using the key) lowers it.
 func NewLimiter(plan Plan) Limiter {
 	return newLocalLimiter(plan, realClock{})
 }
@@ -157,6 +156,14 @@ func (l *localLimiter) Reserve(_ context.Context, maxWait time.Duration) (time.D
 		}
 		return wait, nil
 	}
+	if !l.windowEnd.IsZero() {
+		// The server's window is known: it alone decides.
+		l.remaining--
+		l.dayCount++
+		return 0, nil
+	}
+	// No window known yet (a cold client): pace at the plan's rate until
+	// the first answer says where the window stands.
 	r := l.bucket.ReserveN(now, 1)
 	if !r.OK() {
 		return 0, l.refuse(now.Add(time.Minute), now, "limiter cannot grant a request")
@@ -166,13 +173,10 @@ func (l *localLimiter) Reserve(_ context.Context, maxWait time.Duration) (time.D
 		if d > maxWait {
 			return 0, l.refuse(now.Add(d), now, "pacing would wait %s", d.Round(time.Millisecond))
 		}
-		return d, nil
+		// An answer in flight may make the wait unnecessary: look again soon.
+		return min(d, estimatePoll), nil
 	}
-	if l.windowEnd.IsZero() {
-		l.blind++
-	} else {
-		l.remaining--
-	}
+	l.blind++
 	l.dayCount++
 	return 0, nil
 }
@@ -226,9 +230,11 @@ func (l *localLimiter) Observe(_ context.Context, rl RateLimit, throttled bool) 
 	}
 	switch {
 	case l.windowEnd.IsZero():
-		// The requests we sent blind, other than the one answered here, may
-		// not be in the server's figure yet: count them as spent.
-		l.remaining, l.windowEnd = max(rl.Remaining-max(l.blind-1, 0), 0), rl.Reset
+		// The server has counted limit-remaining requests in this window.
+		// Those of ours it has not counted yet are still in flight: count
+		// them as spent.
+		counted := max(l.limit-rl.Remaining, 1)
+		l.remaining, l.windowEnd = max(rl.Remaining-max(l.blind-counted, 0), 0), rl.Reset
 		l.blind = 0
 	case rl.Reset.Equal(l.windowEnd) || l.estimated:
 		// Requests we let through after this one was answered are not in

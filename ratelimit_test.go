@@ -335,9 +335,17 @@ func TestColdRequestsCountedAgainstFirstWindow(t *testing.T) {
 		require.NoError(t, err)
 		require.Zero(t, d)
 	}
-	// The first answer says 19 left; the 9 others in flight may not be in it.
+	// The first answer says 19 left; the 9 others in flight are not in it.
 	l.Observe(context.Background(), RateLimit{Limit: 20, Remaining: 19, Reset: clk.Now().Add(2 * time.Second)}, false)
 	assert.Equal(t, 10, l.remaining)
+
+	// Had the server counted all ten before answering, nothing is in flight.
+	l2 := newLocalLimiter(Plan{PerMinute: 600}, clk)
+	for range 10 {
+		_, _ = l2.Reserve(context.Background(), time.Minute)
+	}
+	l2.Observe(context.Background(), RateLimit{Limit: 20, Remaining: 10, Reset: clk.Now().Add(2 * time.Second)}, false)
+	assert.Equal(t, 10, l2.remaining)
 }
 
 func TestDailyQuotaFailsFast(t *testing.T) {
