@@ -1,0 +1,297 @@
+package vpaytest
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"image"
+	"image/color"
+	"image/png"
+	"log/slog"
+	"net/http"
+	"regexp"
+	"strconv"
+	"strings"
+	"time"
+	"unicode/utf8"
+)
+
+func (s *Server) routes() http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("POST /api/auth/", s.handleAuth)
+	mux.HandleFunc("POST /api/pay/", s.authenticated(s.handlePay))
+	mux.HandleFunc("GET /api/transaction/status/", s.authenticated(s.handleStatus))
+	mux.HandleFunc("POST /api/payment-links/", s.authenticated(s.handleCreateLink))
+	mux.HandleFunc("GET /api/payment-links/{id}/qr", s.handleQR)
+	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		writeError(w, http.StatusNotFound, "NOT_FOUND", "No such endpoint: "+r.Method+" "+r.URL.Path)
+	})
+	return s.middleware(mux)
+}
+
+// middleware counts the request, applies an injected fault, enforces the
+// rate limit and puts the rate-limit headers on every answer.
+func (s *Server) middleware(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		path := strings.TrimPrefix(r.URL.Path, "/api")
+		start := time.Now()
+		s.mu.Lock()
+		s.requests[path]++
+		f := s.takeFault(path)
+		rl, allowed := s.window.take(start, s.cfg.plan, s.cfg.window)
+		s.mu.Unlock()
+		rl.set(w.Header())
+		defer func() {
+			s.cfg.logger.Debug("vpaytest: request", slog.String("method", r.Method), slog.String("path", r.URL.Path),
+				slog.Duration("duration", time.Since(start)))
+		}()
+		if f != nil && f.apply(w, r, next) {
+			return
+		}
+		if !allowed {
+			s.throttled.Add(1)
+			w.Header().Set("Retry-After", strconv.Itoa(max(1, int(time.Until(rl.reset).Seconds()+0.999))))
+			writeError(w, http.StatusTooManyRequests, "RATE_LIMITED", "Too many requests. See rate limits.")
+			return
+		}
+		next.ServeHTTP(w, r)
+	})
+}
+
+func (s *Server) handleAuth(w http.ResponseWriter, r *http.Request) {
+	if r.Header.Get("apiUser") != s.APIUser || r.Header.Get("apiKey") != s.APIKey {
+		writeError(w, http.StatusUnauthorized, "INVALID_KEY", "API key is missing, expired, or does not match the environment.")
+		return
+	}
+	access, refresh := "eyJ"+randomHex(24), "eyJ"+randomHex(24)
+	s.mu.Lock()
+	s.tokens[access] = time.Now().Add(s.cfg.lifetime)
+	s.mu.Unlock()
+	s.authCalls.Add(1)
+	writeJSON(w, http.StatusOK, map[string]any{
+		"access":     access,
+		"refresh":    refresh,
+		"mode":       "sandbox",
+		"expires_in": fmt.Sprintf("%.1f seconds", s.cfg.lifetime.Seconds()),
+	})
+}
+
+// authenticated requires the three headers the documentation sends with
+// every API call: a valid bearer token, apiUser and apiKey.
+func (s *Server) authenticated(h http.HandlerFunc) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		tok, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
+		s.mu.Lock()
+		exp, known := s.tokens[tok]
+		s.mu.Unlock()
+		if !ok || !known || time.Now().After(exp) ||
+			r.Header.Get("apiUser") != s.APIUser || r.Header.Get("apiKey") != s.APIKey {
+			writeError(w, http.StatusUnauthorized, "INVALID_KEY", "API key is missing, expired, or does not match the environment.")
+			return
+		}
+		h(w, r)
+	}
+}
+
+type payBody struct {
+	Amount        json.Number       `json:"amount"`
+	Currency      string            `json:"currency"`
+	PaymentMethod string            `json:"payment_method"`
+	PayerPhone    string            `json:"payer_phone"`
+	ExternalID    string            `json:"external_id"`
+	PayeeMessage  string            `json:"payee_message"`
+	PayerName     string            `json:"payer_name"`
+	PayerEmail    string            `json:"payer_email"`
+	SendReceipt   *bool             `json:"send_receipt"`
+	CallbackURL   string            `json:"callback_url"`
+	Metadata      map[string]string `json:"metadata"`
+}
+
+var localPhone = regexp.MustCompile(`^07[2389][0-9]{7}$`)
+
+func (s *Server) handlePay(w http.ResponseWriter, r *http.Request) {
+	var b payBody
+	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, 64<<10))
+	dec.UseNumber()
+	if err := dec.Decode(&b); err != nil {
+		writeError(w, http.StatusBadRequest, "INVALID_REQUEST", "Body is not valid JSON.")
+		return
+	}
+	amount, err := strconv.ParseInt(b.Amount.String(), 10, 64)
+	if err != nil || amount < 100 {
+		writeError(w, http.StatusBadRequest, "INVALID_AMOUNT", "Amount is below the minimum (100 RWF) or non-integer.")
+		return
+	}
+	method := b.PaymentMethod
+	switch method {
+	case "mtnrw", "card", "all":
+	default:
+		writeError(w, http.StatusBadRequest, "INVALID_REQUEST", "payment_method must be mtnrw, card or all.")
+		return
+	}
+	if method == "mtnrw" || b.PayerPhone != "" {
+		if !localPhone.MatchString(b.PayerPhone) || (method == "mtnrw" && !strings.HasPrefix(b.PayerPhone, "078") && !strings.HasPrefix(b.PayerPhone, "079")) {
+			writeError(w, http.StatusBadRequest, "INVALID_PHONE", "The phone number provided is not a valid MTN Rwanda number.")
+			return
+		}
+	}
+	if b.ExternalID == "" {
+		writeError(w, http.StatusBadRequest, "INVALID_REQUEST", "external_id is required.")
+		return
+	}
+	if utf8.RuneCountInString(b.PayeeMessage) > 80 {
+		writeError(w, http.StatusBadRequest, "INVALID_REQUEST", "payee_message is longer than 80 characters.")
+		return
+	}
+	if b.PayerPhone == PhoneNetworkError {
+		writeError(w, http.StatusBadGateway, "NETWORK_ERROR", "The mobile money network returned an error. Retry.")
+		return
+	}
+	if b.Currency == "" {
+		b.Currency = "RWF"
+	}
+	tx, dup := s.createTransaction(&b, amount)
+	if dup {
+		writeError(w, http.StatusConflict, "DUPLICATE_REFERENCE", "The reference ID has already been used in another transaction.")
+		return
+	}
+	if s.cfg.synchronousPay {
+		select {
+		case <-time.After(s.cfg.delay):
+		case <-r.Context().Done():
+			return
+		}
+		s.complete(tx.ID)
+		view := s.view(tx.ID)
+		if view["status"] == "FAILED" && view["failure_code"] != "" {
+			writeError(w, http.StatusOK, view["failure_code"].(string), view["message"].(string))
+			return
+		}
+		writeJSON(w, http.StatusOK, view)
+		return
+	}
+	resp := map[string]any{
+		"status":         "PENNDING", // sic: the documentation's spelling
+		"message":        "Prompt sent. Waiting for the customer to confirm.",
+		"transaction_id": tx.ID,
+		"merchant":       merchant,
+		"created_at":     tx.Created.UTC().Format(time.RFC3339),
+	}
+	if tx.PaymentURL != "" {
+		resp["message"] = "Payment link created. Redirect the customer to payment_url."
+		resp["payment_url"] = tx.PaymentURL
+	}
+	writeJSON(w, http.StatusOK, resp)
+}
+
+func (s *Server) handleStatus(w http.ResponseWriter, r *http.Request) {
+	id := r.URL.Query().Get("transaction_id")
+	view := s.view(id)
+	if view == nil {
+		writeError(w, http.StatusNotFound, "NOT_FOUND", "No transaction "+strconv.Quote(id)+".")
+		return
+	}
+	writeJSON(w, http.StatusOK, view)
+}
+
+type link struct {
+	ID, Slug, Name, Type, Description, RedirectURL string
+	Amount                                         int64
+}
+
+func (s *Server) handleCreateLink(w http.ResponseWriter, r *http.Request) {
+	var b struct {
+		Name        string      `json:"name"`
+		Amount      json.Number `json:"amount"`
+		Type        string      `json:"type"`
+		Description string      `json:"description"`
+		RedirectURL string      `json:"redirect_url"`
+	}
+	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, 64<<10))
+	dec.UseNumber()
+	if err := dec.Decode(&b); err != nil || strings.TrimSpace(b.Name) == "" {
+		writeError(w, http.StatusBadRequest, "INVALID_REQUEST", "name is required.")
+		return
+	}
+	var amount int64
+	if b.Amount != "" {
+		a, err := strconv.ParseInt(b.Amount.String(), 10, 64)
+		if err != nil || (a != 0 && a < 100) {
+			writeError(w, http.StatusBadRequest, "INVALID_AMOUNT", "Amount is below the minimum (100 RWF) or non-integer.")
+			return
+		}
+		amount = a
+	}
+	if b.Type != "one_off" && b.Type != "multiple" {
+		writeError(w, http.StatusBadRequest, "INVALID_REQUEST", "type must be one_off or multiple.")
+		return
+	}
+	l := &link{ID: "lnk_" + randomHex(3), Slug: slugify(b.Name), Name: b.Name, Type: b.Type, Description: b.Description, RedirectURL: b.RedirectURL, Amount: amount}
+	s.mu.Lock()
+	s.links[l.ID] = l
+	s.mu.Unlock()
+	writeJSON(w, http.StatusOK, map[string]any{
+		"status":  "success",
+		"link_id": l.ID,
+		"slug":    l.Slug,
+		"url":     strings.TrimSuffix(s.URL, "api/") + "pay/" + l.Slug,
+		"qr_code": s.URL + "payment-links/" + l.ID + "/qr",
+		"amount":  l.Amount,
+		"type":    l.Type,
+		"active":  true,
+	})
+}
+
+func (s *Server) handleQR(w http.ResponseWriter, r *http.Request) {
+	s.mu.Lock()
+	_, ok := s.links[r.PathValue("id")]
+	s.mu.Unlock()
+	if !ok {
+		writeError(w, http.StatusNotFound, "NOT_FOUND", "No such payment link.")
+		return
+	}
+	// A placeholder: a checkerboard the size of a small QR code.
+	img := image.NewGray(image.Rect(0, 0, 29, 29))
+	for y := range 29 {
+		for x := range 29 {
+			if (x/3+y/3)%2 == 0 {
+				img.SetGray(x, y, color.Gray{Y: 255})
+			}
+		}
+	}
+	var buf bytes.Buffer
+	_ = png.Encode(&buf, img)
+	w.Header().Set("Content-Type", "image/png")
+	_, _ = w.Write(buf.Bytes())
+}
+
+func slugify(name string) string {
+	var b strings.Builder
+	dash := false
+	for _, r := range strings.ToLower(name) {
+		if r >= 'a' && r <= 'z' || r >= '0' && r <= '9' {
+			b.WriteRune(r)
+			dash = false
+		} else if !dash && b.Len() > 0 {
+			b.WriteByte('-')
+			dash = true
+		}
+	}
+	return strings.TrimSuffix(b.String(), "-") + "-" + randomHex(2)
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	body, err := json.Marshal(v)
+	if err != nil {
+		http.Error(w, err.Error(), http.StatusInternalServerError)
+		return
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Content-Length", strconv.Itoa(len(body)))
+	w.WriteHeader(status)
+	_, _ = w.Write(body)
+}
+
+func writeError(w http.ResponseWriter, status int, code, msg string) {
+	writeJSON(w, status, map[string]string{"status": "error", "error_code": code, "message": msg})
+}

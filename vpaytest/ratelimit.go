@@ -1,0 +1,53 @@
+package vpaytest
+
+import (
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/vonsung/vpay-go"
+)
+
+// rateWindow is V-Pay's fixed-window limit for one key: windows aligned to
+// multiples of their length, so X-RateLimit-Reset (whole unix seconds) is
+// exact whenever the window is a whole number of seconds.
+type rateWindow struct {
+	index   int64 // which window the counts belong to
+	used    int
+	day     int64
+	usedDay int
+}
+
+type rateState struct {
+	limit, remaining int
+	reset            time.Time
+}
+
+func (s rateState) set(h http.Header) {
+	h.Set("X-RateLimit-Limit", strconv.Itoa(s.limit))
+	h.Set("X-RateLimit-Remaining", strconv.Itoa(s.remaining))
+	h.Set("X-RateLimit-Reset", strconv.FormatInt(s.reset.Unix(), 10))
+}
+
+// take counts one request at now and says whether it is within the limits.
+// The caller holds the server's lock.
+func (w *rateWindow) take(now time.Time, plan vpay.Plan, window time.Duration) (rateState, bool) {
+	idx := now.UnixNano() / int64(window)
+	if idx != w.index {
+		w.index, w.used = idx, 0
+	}
+	day := now.UTC().Truncate(24 * time.Hour)
+	if day.Unix() != w.day {
+		w.day, w.usedDay = day.Unix(), 0
+	}
+	reset := time.Unix(0, (idx+1)*int64(window))
+	if plan.PerDay > 0 && w.usedDay >= plan.PerDay {
+		return rateState{limit: plan.PerMinute, remaining: 0, reset: day.Add(24 * time.Hour)}, false
+	}
+	if w.used >= plan.PerMinute {
+		return rateState{limit: plan.PerMinute, remaining: 0, reset: reset}, false
+	}
+	w.used++
+	w.usedDay++
+	return rateState{limit: plan.PerMinute, remaining: plan.PerMinute - w.used, reset: reset}, true
+}

@@ -1,0 +1,245 @@
+package vpaytest
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/vonsung/vpay-go"
+)
+
+// The sandbox numbers. PhoneSuccess and PhoneSuccessAlt are documented by
+// V-Pay; the others exist only in this emulator.
+const (
+	PhoneSuccess           = "0780000000"
+	PhoneSuccessAlt        = "0790000000"
+	PhoneInsufficientFunds = "0780000001"
+	PhoneTimeout           = "0780000002"
+	PhoneCancelled         = "0780000003"
+	PhoneNetworkError      = "0780000004"
+)
+
+// Defaults of the options.
+const (
+	DefaultTokenLifetime = 300 * time.Second
+	DefaultPaymentDelay  = 200 * time.Millisecond
+	// DefaultPerMinute is high enough that an ordinary test never waits.
+	DefaultPerMinute = 100000
+)
+
+// Server is a running V-Pay emulator. Its exported fields are set by
+// NewServer and must not be changed.
+type Server struct {
+	// URL is the base URL to give vpay.WithBaseURL, e.g.
+	// "http://127.0.0.1:41233/api/".
+	URL string
+	// APIUser and APIKey are the sandbox credentials the emulator accepts.
+	APIUser, APIKey string
+	// WebhookSecret signs the webhooks the emulator sends.
+	WebhookSecret string
+
+	cfg      config
+	listener net.Listener
+	srv      *http.Server
+	ctx      context.Context // ends at Close: stops deliveries and timers
+	cancel   context.CancelFunc
+	wg       sync.WaitGroup
+	hooks    *http.Client
+
+	mu       sync.Mutex
+	tokens   map[string]time.Time // access token -> expiry
+	txs      map[string]*transaction
+	order    []string            // transaction ids in creation order
+	refs     map[string][]string // reference -> transaction ids
+	links    map[string]*link
+	faults   map[string][]*Fault
+	seq      int
+	window   rateWindow
+	requests map[string]int // path -> requests received
+
+	authCalls atomic.Int64
+	throttled atomic.Int64
+}
+
+type config struct {
+	addr           string
+	user, key      string
+	secret         string
+	lifetime       time.Duration
+	delay          time.Duration
+	plan           vpay.Plan
+	window         time.Duration
+	hookAttempts   int
+	hookBackoff    time.Duration
+	synchronousPay bool
+	logger         *slog.Logger
+}
+
+// Option configures NewServer.
+type Option func(*config)
+
+// WithAddr listens on addr instead of a random loopback port.
+func WithAddr(addr string) Option { return func(c *config) { c.addr = addr } }
+
+// WithCredentials sets the API user, key and webhook secret instead of
+// random sandbox ones. Empty values keep the random ones.
+func WithCredentials(apiUser, apiKey, webhookSecret string) Option {
+	return func(c *config) {
+		if apiUser != "" {
+			c.user = apiUser
+		}
+		if apiKey != "" {
+			c.key = apiKey
+		}
+		if webhookSecret != "" {
+			c.secret = webhookSecret
+		}
+	}
+}
+
+// WithTokenLifetime sets how long an access token lives (default 300 s).
+func WithTokenLifetime(d time.Duration) Option { return func(c *config) { c.lifetime = d } }
+
+// WithPaymentDelay sets how long a payment stays pending before it reaches
+// its outcome (default 200 ms).
+func WithPaymentDelay(d time.Duration) Option { return func(c *config) { c.delay = d } }
+
+// WithPlan enforces a plan's limits: vpay.PlanStarter or vpay.PlanGrowth to
+// see real waits. The default allows DefaultPerMinute and no daily cap.
+func WithPlan(p vpay.Plan) Option { return func(c *config) { c.plan = p } }
+
+// WithRateWindow shortens the rate-limit window (default one minute), so a
+// test sees several windows in seconds; the plan's PerMinute is then the
+// limit per window.
+func WithRateWindow(d time.Duration) Option { return func(c *config) { c.window = d } }
+
+// WithWebhookRetries sets how many times a webhook is delivered before the
+// emulator gives up, and the first wait between attempts, doubled each time
+// (default 5 attempts, 100 ms).
+func WithWebhookRetries(attempts int, backoff time.Duration) Option {
+	return func(c *config) { c.hookAttempts, c.hookBackoff = attempts, backoff }
+}
+
+// WithSynchronousPay makes /pay/ wait for the outcome and answer with the
+// "self-hosted MoMo" shape: the completed transaction, or an error body at
+// HTTP 200 (PAYMENT_TIMEOUT, INSUFFICIENT_FUNDS).
+func WithSynchronousPay() Option { return func(c *config) { c.synchronousPay = true } }
+
+// WithLogger logs each request the emulator serves at debug level.
+func WithLogger(l *slog.Logger) Option { return func(c *config) { c.logger = l } }
+
+// NewServer starts an emulator on a loopback port. It panics if it cannot
+// listen, like httptest.NewServer; use Start to get the error instead.
+func NewServer(opts ...Option) *Server {
+	s, err := Start(opts...)
+	if err != nil {
+		panic("vpaytest: " + err.Error())
+	}
+	return s
+}
+
+// Start starts an emulator and returns an error if it cannot listen.
+func Start(opts ...Option) (*Server, error) {
+	cfg := config{
+		addr:         "127.0.0.1:0",
+		user:         "vpay_sandbox_" + randomHex(8),
+		key:          "sk_sandbox_" + randomHex(16),
+		secret:       "whsec_sandbox_" + randomHex(16),
+		lifetime:     DefaultTokenLifetime,
+		delay:        DefaultPaymentDelay,
+		plan:         vpay.Plan{PerMinute: DefaultPerMinute},
+		window:       time.Minute,
+		hookAttempts: 5,
+		hookBackoff:  100 * time.Millisecond,
+		logger:       slog.New(slog.DiscardHandler),
+	}
+	for _, o := range opts {
+		o(&cfg)
+	}
+	if cfg.lifetime <= 0 || cfg.window <= 0 || cfg.plan.PerMinute <= 0 || cfg.hookAttempts <= 0 {
+		return nil, fmt.Errorf("token lifetime, rate window, PerMinute and webhook attempts must be positive")
+	}
+	ln, err := net.Listen("tcp", cfg.addr)
+	if err != nil {
+		return nil, err
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	s := &Server{
+		URL:           "http://" + ln.Addr().String() + "/api/",
+		APIUser:       cfg.user,
+		APIKey:        cfg.key,
+		WebhookSecret: cfg.secret,
+		cfg:           cfg,
+		listener:      ln,
+		ctx:           ctx,
+		cancel:        cancel,
+		hooks:         &http.Client{Timeout: 10 * time.Second},
+		tokens:        make(map[string]time.Time),
+		txs:           make(map[string]*transaction),
+		refs:          make(map[string][]string),
+		links:         make(map[string]*link),
+		faults:        make(map[string][]*Fault),
+		requests:      make(map[string]int),
+	}
+	s.srv = &http.Server{Handler: s.routes(), ReadHeaderTimeout: 10 * time.Second}
+	s.wg.Add(1)
+	go func() {
+		defer s.wg.Done()
+		_ = s.srv.Serve(ln)
+	}()
+	return s, nil
+}
+
+// Close stops the emulator: pending payments stay pending, webhook
+// deliveries in progress are abandoned.
+func (s *Server) Close() {
+	s.cancel()
+	_ = s.srv.Close()
+	s.wg.Wait()
+}
+
+// Client returns a *vpay.Client pointed at the emulator with its
+// credentials, its plan, and the given options after those.
+func (s *Server) Client(opts ...vpay.Option) *vpay.Client {
+	base := []vpay.Option{vpay.WithBaseURL(s.URL), vpay.WithPlan(s.cfg.plan)}
+	c, err := vpay.NewClient(s.APIUser, s.APIKey, append(base, opts...)...)
+	if err != nil {
+		panic("vpaytest: " + err.Error())
+	}
+	return c
+}
+
+// AuthCalls returns how many tokens the emulator has issued.
+func (s *Server) AuthCalls() int { return int(s.authCalls.Load()) }
+
+// Throttled returns how many requests the emulator answered with 429
+// because the plan's limit was reached (injected 429s not included).
+func (s *Server) Throttled() int { return int(s.throttled.Load()) }
+
+// Requests returns how many requests reached path (e.g. "/pay/").
+func (s *Server) Requests(path string) int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.requests[path]
+}
+
+// RevokeTokens invalidates every access token issued so far: the next API
+// call with one gets 401 INVALID_KEY.
+func (s *Server) RevokeTokens() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	clear(s.tokens)
+}
+
+func randomHex(n int) string {
+	b := make([]byte, n)
+	_, _ = rand.Read(b)
+	return hex.EncodeToString(b)
+}

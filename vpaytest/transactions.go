@@ -1,0 +1,244 @@
+package vpaytest
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"maps"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/vonsung/vpay-go"
+	"github.com/vonsung/vpay-go/webhook"
+)
+
+const merchant = "VONSUNG"
+
+// kigali is Rwanda's time zone, in which the API writes transaction_date.
+var kigali = time.FixedZone("CAT", 2*60*60)
+
+type transaction struct {
+	ID, Reference, Method, Phone, Currency string
+	PayerName, PayerEmail, Description     string
+	CallbackURL, PaymentURL                string
+	Amount                                 int64
+	Metadata                               map[string]string
+	Status                                 string // pending, successful, failed
+	FailureCode, Message                   string
+	Created, Completed                     time.Time
+	hookAttempts                           int
+	hookDelivered                          bool
+}
+
+// createTransaction records a payment, unless its reference was used: then
+// dup is true and nothing is created.
+func (s *Server) createTransaction(b *payBody, amount int64) (tx *transaction, dup bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if len(s.refs[b.ExternalID]) > 0 {
+		return nil, true
+	}
+	s.seq++
+	tx = &transaction{
+		ID:          fmt.Sprintf("VP%08d", 86583387+s.seq),
+		Reference:   b.ExternalID,
+		Method:      b.PaymentMethod,
+		Phone:       b.PayerPhone,
+		Currency:    b.Currency,
+		PayerName:   b.PayerName,
+		PayerEmail:  b.PayerEmail,
+		Description: b.PayeeMessage,
+		CallbackURL: b.CallbackURL,
+		Amount:      amount,
+		Metadata:    b.Metadata,
+		Status:      "pending",
+		Message:     "Prompt sent. Waiting for the customer to confirm.",
+		Created:     time.Now(),
+	}
+	if tx.Method != "mtnrw" {
+		tx.PaymentURL = s.URL + "checkout/" + randomHex(16)
+	}
+	s.txs[tx.ID] = tx
+	s.order = append(s.order, tx.ID)
+	s.refs[tx.Reference] = append(s.refs[tx.Reference], tx.ID)
+	if !s.cfg.synchronousPay {
+		s.wg.Add(1)
+		go func() {
+			defer s.wg.Done()
+			select {
+			case <-time.After(s.cfg.delay):
+				s.complete(tx.ID)
+			case <-s.ctx.Done():
+			}
+		}()
+	}
+	return tx, false
+}
+
+// complete moves a pending transaction to its outcome, decided by the phone
+// number, and starts its webhook.
+func (s *Server) complete(id string) {
+	s.mu.Lock()
+	tx := s.txs[id]
+	if tx == nil || tx.Status != "pending" {
+		s.mu.Unlock()
+		return
+	}
+	tx.Completed = time.Now()
+	switch tx.Phone {
+	case PhoneInsufficientFunds:
+		tx.Status, tx.FailureCode, tx.Message = "failed", "INSUFFICIENT_FUNDS", "Customer's mobile wallet has insufficient balance."
+	case PhoneTimeout:
+		tx.Status, tx.FailureCode, tx.Message = "failed", "PAYMENT_TIMEOUT", "Customer did not respond to the MoMo prompt within 3 minutes."
+	case PhoneCancelled:
+		tx.Status, tx.FailureCode, tx.Message = "failed", "", "Customer cancelled the payment."
+	default:
+		tx.Status, tx.Message = "successful", "Transaction completed successfully."
+	}
+	hook := tx.CallbackURL != ""
+	s.mu.Unlock()
+	if hook {
+		s.wg.Add(1)
+		go func() {
+			defer s.wg.Done()
+			s.deliver(id)
+		}()
+	}
+}
+
+// deliver POSTs the signed webhook for a transaction until the merchant
+// answers 2xx or the attempts run out, backing off between attempts.
+func (s *Server) deliver(id string) {
+	view := s.view(id)
+	if view == nil {
+		return
+	}
+	view["event"] = "payment." + strings.ToLower(view["status"].(string))
+	body, _ := json.Marshal(view)
+	sig := webhook.Sign(body, s.WebhookSecret)
+	s.mu.Lock()
+	url := s.txs[id].CallbackURL
+	s.mu.Unlock()
+	backoff := s.cfg.hookBackoff
+	for attempt := 1; attempt <= s.cfg.hookAttempts; attempt++ {
+		ok := s.post(url, body, sig)
+		s.mu.Lock()
+		s.txs[id].hookAttempts = attempt
+		s.txs[id].hookDelivered = ok
+		s.mu.Unlock()
+		if ok {
+			return
+		}
+		select {
+		case <-time.After(backoff):
+			backoff *= 2
+		case <-s.ctx.Done():
+			return
+		}
+	}
+}
+
+func (s *Server) post(url string, body []byte, sig string) bool {
+	req, err := http.NewRequestWithContext(s.ctx, http.MethodPost, url, bytes.NewReader(body))
+	if err != nil {
+		return false
+	}
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set(webhook.SignatureHeader, sig)
+	req.Header.Set("User-Agent", "V-Pay-Webhooks (vpaytest)")
+	resp, err := s.hooks.Do(req)
+	if err != nil {
+		return false
+	}
+	resp.Body.Close()
+	return resp.StatusCode >= 200 && resp.StatusCode < 300
+}
+
+// view is a transaction as /transaction/status/ and webhooks show it: the
+// documentation's "self-hosted MoMo" shape with its quirks (upper-case
+// status, "PENNDING", the amount as a "240.00" string, Kigali dates).
+func (s *Server) view(id string) map[string]any {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	tx := s.txs[id]
+	if tx == nil {
+		return nil
+	}
+	status := strings.ToUpper(tx.Status)
+	if status == "PENDING" {
+		status = "PENNDING"
+	}
+	v := map[string]any{
+		"status_code":    200,
+		"status":         status,
+		"message":        tx.Message,
+		"amount":         fmt.Sprintf("%d.00", tx.Amount),
+		"currency":       tx.Currency,
+		"payer_name":     tx.PayerName,
+		"payer_phone":    "250" + strings.TrimPrefix(tx.Phone, "0"),
+		"payment_method": tx.Method,
+		"mode":           "sandbox",
+		"transaction_id": tx.ID,
+		"merchant":       merchant,
+		"external_id":    tx.Reference,
+		"created_at":     tx.Created.UTC().Format(time.RFC3339),
+	}
+	if tx.Phone == "" {
+		v["payer_phone"] = ""
+	}
+	if !tx.Completed.IsZero() {
+		v["transaction_date"] = tx.Completed.In(kigali).Format("2006-01-02 03:04:05 PM")
+		v["timezone"] = "Africa/Kigali"
+		v["transaction_date_gmt"] = tx.Completed.UTC().Format("2006-01-02 03:04:05 PM")
+		v["time_taken"] = fmt.Sprintf("%d sec", int(tx.Completed.Sub(tx.Created).Seconds()))
+	}
+	if tx.FailureCode != "" {
+		v["failure_code"] = tx.FailureCode
+	}
+	if len(tx.Metadata) > 0 {
+		v["metadata"] = maps.Clone(tx.Metadata)
+	}
+	return v
+}
+
+// Transactions returns every payment the emulator holds, oldest first.
+func (s *Server) Transactions() []vpay.Transaction {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := make([]vpay.Transaction, 0, len(s.order))
+	for _, id := range s.order {
+		tx := s.txs[id]
+		out = append(out, vpay.Transaction{
+			TransactionID: tx.ID, Reference: tx.Reference, Status: vpay.Status(tx.Status),
+			Amount: tx.Amount, Currency: tx.Currency, PayerName: tx.PayerName, PayerEmail: tx.PayerEmail,
+			PayerPhone: tx.Phone, Method: vpay.PaymentMethod(tx.Method), Mode: vpay.ModeSandbox,
+			Merchant: merchant, Message: tx.Message, FailureCode: vpay.ErrorCode(tx.FailureCode),
+			TransactionDate: tx.Completed, CreatedAt: tx.Created, Metadata: maps.Clone(tx.Metadata),
+		})
+	}
+	return out
+}
+
+// PaymentsFor returns how many payments exist for reference: 0 or 1, since
+// the emulator, like V-Pay, refuses a reused reference.
+func (s *Server) PaymentsFor(reference string) int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return len(s.refs[reference])
+}
+
+// Webhook returns how many times the emulator has tried to deliver a
+// transaction's webhook, and whether one attempt got a 2xx.
+func (s *Server) Webhook(transactionID string) (attempts int, delivered bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if tx := s.txs[transactionID]; tx != nil {
+		return tx.hookAttempts, tx.hookDelivered
+	}
+	return 0, false
+}
+
+// Complete settles a pending transaction now instead of after the payment
+// delay.
+func (s *Server) Complete(transactionID string) { s.complete(transactionID) }
