@@ -42,6 +42,7 @@ type Client struct {
 	limiter   Limiter
 	store     TokenStore
 	clock     clock
+	poll      time.Duration
 
 	refresh singleflight.Group
 
@@ -80,6 +81,7 @@ func NewClient(apiUser, apiKey string, opts ...Option) (*Client, error) {
 		plan:       PlanStarter,
 		maxWait:    DefaultMaxWait,
 		clock:      realClock{},
+		poll:       waitFirstPoll,
 	}
 	for _, o := range opts {
 		if o == nil {
@@ -105,6 +107,7 @@ func NewClient(apiUser, apiKey string, opts ...Option) (*Client, error) {
 		limiter:   cfg.limiter,
 		store:     cfg.store,
 		clock:     cfg.clock,
+		poll:      cfg.poll,
 		mode:      userMode,
 	}
 	if keyMode != "" {

@@ -24,6 +24,7 @@ type config struct {
 	limiter    Limiter
 	store      TokenStore
 	clock      clock
+	poll       time.Duration
 }
 
 // DefaultBaseURL is the V-Pay API's documented base URL, for sandbox and
@@ -143,6 +144,19 @@ func WithTokenStore(s TokenStore) Option {
 			return errors.New("vpay: WithTokenStore: nil TokenStore")
 		}
 		c.store = s
+		return nil
+	}
+}
+
+// WithPollInterval sets Wait's first interval between polls (default 2 s);
+// later intervals grow by half each time, up to 15 s. A test against the
+// vpaytest emulator can poll faster than a real MoMo prompt needs.
+func WithPollInterval(d time.Duration) Option {
+	return func(c *config) error {
+		if d <= 0 {
+			return fmt.Errorf("vpay: WithPollInterval: %s is not positive", d)
+		}
+		c.poll = d
 		return nil
 	}
 }

@@ -213,11 +213,10 @@ func (l *localLimiter) Observe(_ context.Context, rl RateLimit, throttled bool) 
 		return
 	}
 	if throttled {
-		// The server says nothing is left until Reset, whatever we counted.
+		// The server says nothing is left until Reset, whatever we counted
+		// and whenever we thought the window ended.
 		l.remaining, l.blind = 0, 0
-		if rl.Reset.After(l.windowEnd) {
-			l.windowEnd, l.estimated = rl.Reset, false
-		}
+		l.windowEnd, l.estimated = rl.Reset, false
 		return
 	}
 	if !l.lastReset.IsZero() && rl.Reset.After(l.lastReset) {

@@ -97,10 +97,14 @@ func (c *Client) do(ctx context.Context, cl call, out any) error {
 // finish adds what the caller needs to err: the reference, and whether the
 // request may have taken effect.
 func (c *Client) finish(cl call, err error, maybeSent bool) error {
-	var e *Error
-	if !errors.As(err, &e) {
+	var shared *Error
+	if !errors.As(err, &shared) {
 		return err // validation errors, a store's own errors
 	}
+	// A token refresh's error reaches every caller that waited on it: each
+	// gets its own copy to annotate.
+	cp := *shared
+	e := &cp
 	if e.Method == "" {
 		e.Method, e.Path = cl.method, "/"+cl.path
 	}

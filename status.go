@@ -143,7 +143,7 @@ const (
 
 // Wait polls Status until the transaction reaches a final status, and
 // returns it (a failed payment is a result, not an error). It backs off
-// between polls and waits on the client's rate limit. With no deadline on
+// between polls (from WithPollInterval, default 2 s, up to 15 s) and waits on the client's rate limit. With no deadline on
 // ctx it gives up after WaitTimeout; then, or when ctx ends, it returns the
 // last transaction seen with an error that matches context.DeadlineExceeded
 // (or ctx's own error).
@@ -155,7 +155,7 @@ func (c *Client) Wait(ctx context.Context, transactionID string) (*Transaction, 
 		ctx, cancel = context.WithTimeout(ctx, WaitTimeout)
 		defer cancel()
 	}
-	interval := waitFirstPoll
+	interval := c.poll
 	var last *Transaction
 	for {
 		t, err := c.Status(ctx, transactionID)
@@ -182,6 +182,6 @@ func (c *Client) Wait(ctx context.Context, transactionID string) (*Transaction, 
 		if err := c.clock.Sleep(ctx, min(interval, left)); err != nil {
 			return last, &Error{Method: "GET", Path: "/transaction/status/", Message: "transaction " + transactionID + " still not final", Err: err}
 		}
-		interval = min(interval*3/2, waitMaxPoll)
+		interval = min(interval*3/2, max(waitMaxPoll, c.poll))
 	}
 }

@@ -206,9 +206,11 @@ func (s *Server) Close() {
 }
 
 // Client returns a *vpay.Client pointed at the emulator with its
-// credentials, its plan, and the given options after those.
+// credentials, its plan, a Wait that polls at a tenth of the payment delay
+// (at least 10 ms), and the given options after those.
 func (s *Server) Client(opts ...vpay.Option) *vpay.Client {
-	base := []vpay.Option{vpay.WithBaseURL(s.URL), vpay.WithPlan(s.cfg.plan)}
+	poll := max(s.cfg.delay/10, 10*time.Millisecond)
+	base := []vpay.Option{vpay.WithBaseURL(s.URL), vpay.WithPlan(s.cfg.plan), vpay.WithPollInterval(poll)}
 	c, err := vpay.NewClient(s.APIUser, s.APIKey, append(base, opts...)...)
 	if err != nil {
 		panic("vpaytest: " + err.Error())
