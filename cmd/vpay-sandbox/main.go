@@ -1,0 +1,81 @@
+// Command vpay-sandbox runs the V-Pay emulator (package vpaytest) as a
+// standalone server, so the documentation's curl samples, and clients in
+// any language, can run against it:
+//
+//	go run ./cmd/vpay-sandbox -addr 127.0.0.1:8000
+//
+// It prints the credentials and the webhook secret it accepts and signs
+// with, and serves until interrupted.
+package main
+
+import (
+	"flag"
+	"fmt"
+	"log/slog"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/vonsung/vpay-go"
+	"github.com/vonsung/vpay-go/vpaytest"
+)
+
+func main() {
+	addr := flag.String("addr", "127.0.0.1:8000", "address to listen on")
+	user := flag.String("user", "vpay_sandbox_demo", "apiUser to accept (empty: random)")
+	key := flag.String("key", "sk_sandbox_demo", "apiKey to accept (empty: random)")
+	secret := flag.String("secret", "whsec_sandbox_demo", "webhook secret to sign with (empty: random)")
+	delay := flag.Duration("delay", 2*time.Second, "how long a payment stays pending")
+	lifetime := flag.Duration("token-lifetime", vpaytest.DefaultTokenLifetime, "access token lifetime")
+	plan := flag.String("plan", "", `rate-limit plan: "starter", "growth", or empty for no practical limit`)
+	verbose := flag.Bool("v", false, "log every request")
+	flag.Parse()
+
+	opts := []vpaytest.Option{
+		vpaytest.WithAddr(*addr),
+		vpaytest.WithCredentials(*user, *key, *secret),
+		vpaytest.WithPaymentDelay(*delay),
+		vpaytest.WithTokenLifetime(*lifetime),
+	}
+	switch strings.ToLower(*plan) {
+	case "":
+	case "starter":
+		opts = append(opts, vpaytest.WithPlan(vpay.PlanStarter))
+	case "growth":
+		opts = append(opts, vpaytest.WithPlan(vpay.PlanGrowth))
+	default:
+		fmt.Fprintf(os.Stderr, "vpay-sandbox: unknown plan %q\n", *plan)
+		os.Exit(2)
+	}
+	if *verbose {
+		opts = append(opts, vpaytest.WithLogger(slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))))
+	}
+	s, err := vpaytest.Start(opts...)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "vpay-sandbox:", err)
+		os.Exit(1)
+	}
+	defer s.Close()
+
+	fmt.Printf(`V-Pay sandbox emulator listening.
+
+  base URL        %s
+  apiUser         %s
+  apiKey          %s
+  webhook secret  %s
+
+Try:
+  curl -s -X POST '%sauth/' -H 'apiUser: %s' -H 'apiKey: %s'
+
+Phone numbers: %s and %s succeed; %s insufficient funds,
+%s timeout, %s cancelled, %s NETWORK_ERROR.
+`, s.URL, s.APIUser, s.APIKey, s.WebhookSecret, s.URL, s.APIUser, s.APIKey,
+		vpaytest.PhoneSuccess, vpaytest.PhoneSuccessAlt, vpaytest.PhoneInsufficientFunds,
+		vpaytest.PhoneTimeout, vpaytest.PhoneCancelled, vpaytest.PhoneNetworkError)
+
+	stop := make(chan os.Signal, 1)
+	signal.Notify(stop, os.Interrupt, syscall.SIGTERM)
+	<-stop
+}
