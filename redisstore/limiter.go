@@ -1,0 +1,190 @@
+package redisstore
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/vonsung/vpay-go"
+)
+
+// Limiter is a vpay.Limiter shared by every replica through Redis: one
+// budget for the API key. While no response has shown the server's window,
+// a GCRA at the plan's rate paces the fleet; once one has, the window
+// (Limit, Remaining, Reset) lives in Redis and every replica's request is
+// counted against it, so together they use the quota without earning a
+// 429. A 429 seen by one replica pauses all of them until its Reset.
+type Limiter struct {
+	rdb   redis.UniversalClient
+	key   string
+	plan  vpay.Plan
+	local vpay.Limiter
+	h     *health
+}
+
+var _ vpay.Limiter = (*Limiter)(nil)
+
+// NewLimiter returns a Limiter for an API key on plan.
+func NewLimiter(rdb redis.UniversalClient, plan vpay.Plan, opts ...Option) *Limiter {
+	o := newOptions(opts)
+	if plan.PerMinute <= 0 {
+		plan = vpay.PlanStarter
+	}
+	return &Limiter{
+		rdb:   rdb,
+		key:   o.key("ratelimit"),
+		plan:  plan,
+		local: vpay.NewLimiter(plan),
+		h:     &health{what: "limiter", log: o.logger, retryDown: o.retryDown},
+	}
+}
+
+// Reserve implements vpay.Limiter.
+func (l *Limiter) Reserve(ctx context.Context, maxWait time.Duration) (time.Duration, error) {
+	if !l.h.usable() {
+		return l.local.Reserve(ctx, maxWait)
+	}
+	now := time.Now()
+	interval := float64(time.Minute.Milliseconds()) / float64(l.plan.PerMinute)
+	burst := max(1, l.plan.PerMinute/60) // one second's worth, as the default limiter
+	rctx, cancel := context.WithTimeout(ctx, redisTimeout)
+	defer cancel()
+	res, err := reserveScript.Run(rctx, l.rdb, []string{l.key},
+		now.UnixMilli(), maxWait.Milliseconds(), interval, burst).Int64Slice()
+	if l.h.result(err) {
+		return l.local.Reserve(ctx, maxWait)
+	}
+	if err != nil {
+		return 0, err
+	}
+	wait, until := res[0], res[1]
+	if wait < 0 {
+		reset := time.UnixMilli(until)
+		return 0, &vpay.Error{
+			Code:      vpay.CodeRateLimited,
+			Message:   fmt.Sprintf("rate limit: shared budget spent; resets in %s", time.Until(reset).Round(time.Second)),
+			RateLimit: vpay.RateLimit{Remaining: 0, Reset: reset},
+		}
+	}
+	return time.Duration(wait) * time.Millisecond, nil
+}
+
+// Observe implements vpay.Limiter.
+func (l *Limiter) Observe(ctx context.Context, rl vpay.RateLimit, throttled bool) {
+	l.local.Observe(ctx, rl, throttled)
+	if rl.IsZero() || !l.h.usable() {
+		return
+	}
+	thr := 0
+	if throttled {
+		thr = 1
+	}
+	rctx, cancel := context.WithTimeout(ctx, redisTimeout)
+	defer cancel()
+	err := observeScript.Run(rctx, l.rdb, []string{l.key},
+		time.Now().UnixMilli(), rl.Limit, rl.Remaining, rl.Reset.UnixMilli(), thr).Err()
+	if !errorsIsNil(err) {
+		l.h.result(err)
+	}
+}
+
+func errorsIsNil(err error) bool { return err == nil || err == redis.Nil }
+
+// The scripts keep the state of one key's window in a hash; all times are
+// unix milliseconds of the callers' clocks. They are the default limiter's
+// algorithm (package vpay, ratelimit.go), moved into Redis so that every
+// replica sees one state.
+const stateLua = `
+local k = KEYS[1]
+local s = redis.call('HMGET', k, 'limit', 'remaining', 'wend', 'est', 'wlen', 'blind', 'tat', 'last')
+local limit = tonumber(s[1]) or 0
+local remaining = tonumber(s[2]) or 0
+local wend = tonumber(s[3]) or 0
+local est = tonumber(s[4]) or 0
+local wlen = tonumber(s[5]) or 60000
+local blind = tonumber(s[6]) or 0
+local tat = tonumber(s[7]) or 0
+local last = tonumber(s[8]) or 0
+local function save()
+	redis.call('HSET', k, 'limit', limit, 'remaining', remaining, 'wend', wend, 'est', est,
+		'wlen', wlen, 'blind', blind, 'tat', tat, 'last', last)
+	redis.call('PEXPIRE', k, 86400000)
+end
+`
+
+var reserveScript = redis.NewScript(stateLua + `
+local now = tonumber(ARGV[1])
+local maxw = tonumber(ARGV[2])
+local interval = tonumber(ARGV[3])
+local burst = tonumber(ARGV[4])
+if wend > 0 and now >= wend then
+	local e = wend + wlen
+	while e <= now do e = e + wlen end
+	remaining = limit
+	wend = e
+	est = 1
+	if limit == 0 then wend = 0 end
+end
+if wend > 0 then
+	if remaining <= 0 then
+		local wait = wend - now
+		save()
+		if wait > maxw then return {-1, wend} end
+		if est == 1 and wait > 100 then wait = 100 end
+		return {wait, wend}
+	end
+	remaining = remaining - 1
+	save()
+	return {0, wend}
+end
+local t = math.max(tat, now)
+local allow = t + interval - interval * burst
+if allow > now then
+	local wait = math.ceil(allow - now)
+	save()
+	if wait > maxw then return {-1, allow} end
+	if wait > 100 then wait = 100 end
+	return {wait, allow}
+end
+tat = t + interval
+blind = blind + 1
+save()
+return {0, 0}
+`)
+
+var observeScript = redis.NewScript(stateLua + `
+local now = tonumber(ARGV[1])
+local rlimit = tonumber(ARGV[2])
+local rrem = tonumber(ARGV[3])
+local reset = tonumber(ARGV[4])
+local throttled = tonumber(ARGV[5])
+if rlimit > 0 then limit = rlimit end
+if reset <= now then save() return 0 end
+if throttled == 1 then
+	remaining = 0
+	blind = 0
+	wend = reset
+	est = 0
+	save()
+	return 0
+end
+if last > 0 and reset > last and reset - last < wlen then wlen = reset - last end
+if reset > last then last = reset end
+if wend == 0 then
+	local counted = math.max(limit - rrem, 1)
+	remaining = math.max(rrem - math.max(blind - counted, 0), 0)
+	wend = reset
+	blind = 0
+elseif reset == wend or est == 1 then
+	remaining = math.min(remaining, rrem)
+	wend = reset
+	est = 0
+elseif reset > wend then
+	remaining = rrem
+	wend = reset
+end
+save()
+return 0
+`)
