@@ -78,10 +78,13 @@ func NewClient(apiUser, apiKey string, opts ...Option) (*Client, error) {
 	cfg := config{
 		baseURL:    DefaultBaseURL,
 		maxRetries: DefaultMaxRetries,
-		plan:       PlanStarter,
-		maxWait:    DefaultMaxWait,
-		clock:      realClock{},
-		poll:       waitFirstPoll,
+		// Starter's pace for a client that has seen no header yet, but no
+		// daily cap unless the merchant names the plan: a Growth merchant
+		// who forgot WithPlan must not be cut off at Starter's 1,000.
+		plan:    Plan{PerMinute: PlanStarter.PerMinute},
+		maxWait: DefaultMaxWait,
+		clock:   realClock{},
+		poll:    waitFirstPoll,
 	}
 	for _, o := range opts {
 		if o == nil {

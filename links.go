@@ -50,8 +50,8 @@ func (c *Client) CreateLink(ctx context.Context, req *LinkRequest) (*Link, error
 		return nil, &Error{Message: "cannot encode request", Err: err}
 	}
 	var w wire.Link
-	// Not retried after an ambiguous failure would be better, but a second
-	// link is harmless (no money moves), so the usual policy applies.
+	// Retried like any call: a second link after a lost answer moves no
+	// money, unlike a second payment.
 	if err := c.do(ctx, call{method: "POST", path: "payment-links/", body: raw, auth: true}, &w); err != nil {
 		return nil, err
 	}

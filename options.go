@@ -99,9 +99,11 @@ func WithMaxRetries(n int) Option {
 	}
 }
 
-// WithPlan sets the API key's plan, which seeds the default Limiter
-// (default PlanStarter, the most conservative; the server's headers then
-// adapt it).
+// WithPlan sets the API key's plan, which seeds the default Limiter: its
+// PerMinute paces a client that has seen no rate-limit header yet (the
+// headers then decide), and its PerDay, when set, is a daily cap the client
+// enforces itself. Without WithPlan the client paces at Starter's 20 a
+// minute until the first header and applies no daily cap.
 func WithPlan(p Plan) Option {
 	return func(c *config) error {
 		if err := p.validate(); err != nil {

@@ -236,8 +236,9 @@ func (c *Client) attempt(ctx context.Context, cl call, tok *Token) result {
 	ok2xx := resp.StatusCode >= 200 && resp.StatusCode < 300
 	switch {
 	case readErr != nil:
+		// The answer was cut short: a 2xx or 5xx server may have acted.
 		res.err = c.apiError(cl, res, 0, "", "cannot read response body", readErr)
-		res.maybeProcessed = true
+		res.maybeProcessed = ok2xx || resp.StatusCode >= 500
 		res.transport = true
 		return res
 	case len(data) > maxBodyBytes:

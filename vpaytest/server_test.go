@@ -258,3 +258,28 @@ func httpServer(t *testing.T, h http.Handler) string {
 	t.Cleanup(func() { _ = srv.Close() })
 	return "http://" + ln.Addr().String()
 }
+
+func TestTokensExpire(t *testing.T) {
+	s := vpaytest.NewServer(vpaytest.WithTokenLifetime(50 * time.Millisecond))
+	defer s.Close()
+	tok := token(t, s)
+	resp, _ := raw(t, s, "GET", "transaction/status/?transaction_id=VP1", tok, "")
+	assert.Equal(t, 404, resp.StatusCode, "a fresh token is accepted (the id is unknown)")
+	require.Eventually(t, func() bool {
+		resp, _ := raw(t, s, "GET", "transaction/status/?transaction_id=VP1", tok, "")
+		return resp.StatusCode == 401
+	}, 5*time.Second, 10*time.Millisecond, "the token expires after its lifetime")
+
+	// An SDK client whose token expired gets a new one instead of failing.
+	c := s.Client()
+	ctx := context.Background()
+	_, err := c.Pay(ctx, &vpay.PayRequest{Amount: 100, Phone: vpaytest.PhoneSuccess})
+	require.NoError(t, err)
+	issued := s.AuthCalls()
+	held, err := c.Token(ctx)
+	require.NoError(t, err)
+	require.Eventually(t, func() bool { return time.Now().After(held.Expiry) }, 5*time.Second, 5*time.Millisecond)
+	_, err = c.Pay(ctx, &vpay.PayRequest{Amount: 100, Phone: vpaytest.PhoneSuccess})
+	require.NoError(t, err)
+	assert.Greater(t, s.AuthCalls(), issued)
+}

@@ -9,8 +9,10 @@
 package main
 
 import (
+	"context"
 	"flag"
 	"fmt"
+	"io"
 	"log/slog"
 	"os"
 	"os/signal"
@@ -23,15 +25,29 @@ import (
 )
 
 func main() {
-	addr := flag.String("addr", "127.0.0.1:8000", "address to listen on")
-	user := flag.String("user", "vpay_sandbox_demo", "apiUser to accept (empty: random)")
-	key := flag.String("key", "sk_sandbox_demo", "apiKey to accept (empty: random)")
-	secret := flag.String("secret", "whsec_sandbox_demo", "webhook secret to sign with (empty: random)")
-	delay := flag.Duration("delay", 2*time.Second, "how long a payment stays pending")
-	lifetime := flag.Duration("token-lifetime", vpaytest.DefaultTokenLifetime, "access token lifetime")
-	plan := flag.String("plan", "", `rate-limit plan: "starter", "growth", or empty for no practical limit`)
-	verbose := flag.Bool("v", false, "log every request")
-	flag.Parse()
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := run(ctx, os.Args[1:], os.Stdout, os.Stderr); err != nil {
+		fmt.Fprintln(os.Stderr, "vpay-sandbox:", err)
+		os.Exit(2)
+	}
+}
+
+// run serves the emulator until ctx ends.
+func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("vpay-sandbox", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	addr := fs.String("addr", "127.0.0.1:8000", "address to listen on")
+	user := fs.String("user", "vpay_sandbox_demo", "apiUser to accept (empty: random)")
+	key := fs.String("key", "sk_sandbox_demo", "apiKey to accept (empty: random)")
+	secret := fs.String("secret", "whsec_sandbox_demo", "webhook secret to sign with (empty: random)")
+	delay := fs.Duration("delay", 2*time.Second, "how long a payment stays pending")
+	lifetime := fs.Duration("token-lifetime", vpaytest.DefaultTokenLifetime, "access token lifetime")
+	plan := fs.String("plan", "", `rate-limit plan: "starter", "growth", or empty for no practical limit`)
+	verbose := fs.Bool("v", false, "log every request")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
 
 	opts := []vpaytest.Option{
 		vpaytest.WithAddr(*addr),
@@ -46,20 +62,18 @@ func main() {
 	case "growth":
 		opts = append(opts, vpaytest.WithPlan(vpay.PlanGrowth))
 	default:
-		fmt.Fprintf(os.Stderr, "vpay-sandbox: unknown plan %q\n", *plan)
-		os.Exit(2)
+		return fmt.Errorf("unknown plan %q", *plan)
 	}
 	if *verbose {
-		opts = append(opts, vpaytest.WithLogger(slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))))
+		opts = append(opts, vpaytest.WithLogger(slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))))
 	}
 	s, err := vpaytest.Start(opts...)
 	if err != nil {
-		fmt.Fprintln(os.Stderr, "vpay-sandbox:", err)
-		os.Exit(1)
+		return err
 	}
 	defer s.Close()
 
-	fmt.Printf(`V-Pay sandbox emulator listening.
+	fmt.Fprintf(stdout, `V-Pay sandbox emulator listening.
 
   base URL        %s
   apiUser         %s
@@ -74,8 +88,6 @@ Phone numbers: %s and %s succeed; %s insufficient funds,
 `, s.URL, s.APIUser, s.APIKey, s.WebhookSecret, s.URL, s.APIUser, s.APIKey,
 		vpaytest.PhoneSuccess, vpaytest.PhoneSuccessAlt, vpaytest.PhoneInsufficientFunds,
 		vpaytest.PhoneTimeout, vpaytest.PhoneCancelled, vpaytest.PhoneNetworkError)
-
-	stop := make(chan os.Signal, 1)
-	signal.Notify(stop, os.Interrupt, syscall.SIGTERM)
-	<-stop
+	<-ctx.Done()
+	return nil
 }
