@@ -32,7 +32,7 @@ const (
 // keeps one access token and one rate-limit budget for all of them.
 type Client struct {
 	apiUser   string
-	apiKey    string
+	apiKey    secret
 	baseURL   *url.URL
 	http      *http.Client
 	logger    *slog.Logger
@@ -100,7 +100,7 @@ func NewClient(apiUser, apiKey string, opts ...Option) (*Client, error) {
 	}
 	c := &Client{
 		apiUser:   apiUser,
-		apiKey:    apiKey,
+		apiKey:    secret(apiKey),
 		baseURL:   base,
 		http:      cfg.httpClient,
 		logger:    cfg.logger,
@@ -224,3 +224,12 @@ func (c *Client) GoString() string { return c.String() }
 
 // Format makes every fmt verb print String, never the key.
 func (c *Client) Format(f fmt.State, _ rune) { _, _ = io.WriteString(f, c.String()) }
+
+// secret holds the API key so that no fmt verb can print it, even of a
+// copied Client value or a struct that embeds one.
+type secret string
+
+func (secret) String() string               { return "[redacted]" }
+func (secret) GoString() string             { return `"[redacted]"` }
+func (secret) Format(f fmt.State, _ rune)   { _, _ = io.WriteString(f, "[redacted]") }
+func (secret) MarshalText() ([]byte, error) { return []byte("[redacted]"), nil }

@@ -136,7 +136,8 @@ func TestNoSecretInFormatLogsOrErrors(t *testing.T) {
 	tok, _ := c.Token(context.Background())
 
 	var out strings.Builder
-	for _, v := range []any{c, err, tok} {
+	fields := struct{ Key secret }{c.apiKey} // as a copied Client value would print it
+	for _, v := range []any{c, err, tok, fields} {
 		fmt.Fprintf(&out, "%v %+v %#v %s\n", v, v, v, v)
 	}
 	out.WriteString(logs.String())

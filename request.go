@@ -193,7 +193,7 @@ func (c *Client) attempt(ctx context.Context, cl call, tok *Token) result {
 	req.Header.Set("Accept", "application/json")
 	req.Header.Set("User-Agent", c.userAgent)
 	req.Header.Set("apiUser", c.apiUser)
-	req.Header.Set("apiKey", c.apiKey)
+	req.Header.Set("apiKey", string(c.apiKey))
 	if tok != nil {
 		req.Header.Set("Authorization", "Bearer "+tok.AccessToken)
 	}
