@@ -43,7 +43,13 @@ type Option func(*handler)
 // WithSecrets adds secrets that also verify, for rotation: during the
 // switch, sign with the new secret and accept both.
 func WithSecrets(more ...string) Option {
-	return func(h *handler) { h.secrets = append(h.secrets, more...) }
+	return func(h *handler) {
+		for _, s := range more {
+			if s != "" { // an empty extra secret must not disable the others
+				h.secrets = append(h.secrets, s)
+			}
+		}
+	}
 }
 
 // WithMaxBodyBytes caps the body; a larger one gets 413 (default 1 MiB).

@@ -1,0 +1,58 @@
+package wire
+
+import (
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+)
+
+func TestParseAmount(t *testing.T) {
+	for in, want := range map[string]int64{"240": 240, "240.00": 240, "1,500.0": 1500, "0": 0} {
+		got, err := ParseAmount(in)
+		require.NoError(t, err, in)
+		assert.Equal(t, want, got, in)
+	}
+	for _, in := range []string{"240.5", "240.", "2e3", "", "abc", "1.0x", "-"} {
+		_, err := ParseAmount(in)
+		assert.Error(t, err, in)
+	}
+}
+
+func TestParseDuration(t *testing.T) {
+	for in, want := range map[string]time.Duration{
+		"16 sec": 16 * time.Second, "300.0 seconds": 300 * time.Second, "2 min": 2 * time.Minute,
+		"1.5s": 1500 * time.Millisecond, "45": 45 * time.Second, "250 ms": 250 * time.Millisecond,
+	} {
+		got, err := ParseDuration(in)
+		require.NoError(t, err, in)
+		assert.Equal(t, want, got, in)
+	}
+	for _, in := range []string{"", "soon", "5 fortnights", "-3 sec", "1e400 seconds"} {
+		_, err := ParseDuration(in)
+		assert.Error(t, err, in)
+	}
+}
+
+func TestParseTime(t *testing.T) {
+	want := time.Date(2026, 5, 30, 18, 3, 32, 0, time.UTC)
+	for in, loc := range map[string]*time.Location{
+		"2026-05-30 08:03:32 PM":    Kigali(),
+		"2026-05-30 06:03:32 PM":    time.UTC,
+		"2026-05-30T20:03:32+02:00": time.UTC,
+		"2026-05-30 18:03:32":       time.UTC,
+	} {
+		got, ok := ParseTime(in, loc)
+		require.True(t, ok, in)
+		assert.True(t, want.Equal(got), "%s: got %s", in, got)
+	}
+	_, ok := ParseTime("30/05/2026", nil)
+	assert.False(t, ok)
+}
+
+func TestNormalizeStatus(t *testing.T) {
+	for in, want := range map[string]string{"PENNDING": "pending", " Successful ": "successful", "CANCELED": "cancelled", "On_Hold": "on_hold"} {
+		assert.Equal(t, want, NormalizeStatus(in), in)
+	}
+}
