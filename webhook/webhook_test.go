@@ -209,6 +209,10 @@ func TestHandlerSecretRotation(t *testing.T) {
 	assert.Equal(t, 200, deliver(h, other, Sign([]byte(other), "whsec_new")).Code)
 	assert.Equal(t, 401, deliver(h, other, Sign([]byte(other), "whsec_retired")).Code)
 	assert.Equal(t, 2, rec.count())
+
+	// An empty extra secret (an unset environment variable) is ignored.
+	h = Handler(secret, rec.fn, WithSecrets(""), WithDeduper(NewMemoryDeduper(time.Hour)))
+	assert.Equal(t, 200, deliver(h, payload, pythonSig).Code)
 }
 
 func TestHandlerEmptySecretRefusesEverything(t *testing.T) {
