@@ -167,3 +167,15 @@ func TestNormalizePhone(t *testing.T) {
 	_, network, _ := NormalizePhone("0731234567")
 	assert.Equal(t, NetworkAirtel, network)
 }
+
+func TestPayAnswerWithFractionalAmountIsAnErrorNotRounded(t *testing.T) {
+	c, s := setup(t)
+	s.mux.HandleFunc("/pay/", func(w http.ResponseWriter, r *http.Request) {
+		writeJSON(w, 200, `{"status":"SUCCESSFUL","transaction_id":"VP1","amount":"240.50","external_id":"order-5"}`)
+	})
+	p, err := c.Pay(context.Background(), &PayRequest{Amount: 240, Phone: "0780000000", Reference: "order-5"})
+	assert.Nil(t, p)
+	require.Error(t, err)
+	assert.Contains(t, err.Error(), "fraction")
+	assert.ErrorIs(t, err, ErrOutcomeUnknown, "the server accepted it: the payment exists")
+}

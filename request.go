@@ -57,14 +57,14 @@ func (c *Client) do(ctx context.Context, cl call, out any) error {
 			}
 			tok = t
 		}
-		res := c.attempt(ctx, cl, tok)
+		res := c.attempt(ctx, cl, tok, out)
 		if res.err == nil {
-			if err := wire.Decode(res.body, out); err != nil {
-				// The server accepted the request: what it created exists even
-				// though its description could not be read.
-				return c.finish(cl, c.apiError(cl, res, 0, "", "cannot decode response", err), true)
-			}
 			return nil
+		}
+		if res.undecodable {
+			// The server accepted the request: what it created exists even
+			// though its description could not be read.
+			return c.finish(cl, res.err, true)
 		}
 		maybeSent = maybeSent || res.maybeProcessed
 		if cl.auth && res.status == http.StatusUnauthorized && !authRetried {
@@ -167,10 +167,12 @@ type result struct {
 	transport      bool  // no response arrived
 	duplicate      bool  // DUPLICATE_REFERENCE
 	throttled      bool  // 429
+	undecodable    bool  // a 2xx success whose body could not be decoded
 	rl             RateLimit
 }
 
-func (c *Client) attempt(ctx context.Context, cl call, tok *Token) result {
+// attempt sends one request and, on success, decodes its body into out.
+func (c *Client) attempt(ctx context.Context, cl call, tok *Token, out any) result {
 	u := c.baseURL.ResolveReference(&url.URL{Path: cl.path})
 	if cl.query != nil {
 		u.RawQuery = cl.query.Encode()
@@ -246,9 +248,21 @@ func (c *Client) attempt(ctx context.Context, cl call, tok *Token) result {
 		res.maybeProcessed = true
 		return res
 	}
+	if ok2xx {
+		// One decode on the happy path: every response type embeds the
+		// envelope that says whether the body is an error in disguise.
+		err := wire.Decode(data, out)
+		if e, ok := out.(interface{ IsError() bool }); err == nil && ok && !e.IsError() {
+			return res
+		}
+	}
 	var env wire.Envelope
 	jsonErr := wire.Decode(data, &env)
 	if ok2xx && jsonErr == nil && !env.IsError() {
+		// The body is JSON and no error, yet out could not take it (an
+		// amount with a fraction, a string where an object belongs).
+		res.err = c.apiError(cl, res, 0, "", "cannot decode response", wire.Decode(data, out))
+		res.undecodable, res.maybeProcessed = true, true
 		return res
 	}
 	code := ErrorCode(strings.ToUpper(strings.TrimSpace(string(env.ErrorCode))))

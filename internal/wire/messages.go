@@ -17,6 +17,7 @@ func (e *Envelope) IsError() bool {
 
 // AuthResponse is the body of POST /auth/.
 type AuthResponse struct {
+	Envelope
 	Access    Text     `json:"access"`
 	Refresh   Text     `json:"refresh"`
 	Mode      Text     `json:"mode"`
