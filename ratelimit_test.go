@@ -371,3 +371,33 @@ func TestLongWaitLoggedAtInfo(t *testing.T) {
 	_, _ = c.Status(context.Background(), "VP1")
 	assert.Contains(t, logs.String(), "level=INFO msg=\"vpay: waiting\" wait=3s")
 }
+
+// recordingLimiter notes how many tokens the server had issued each time
+// the client asked to send.
+type recordingLimiter struct {
+	mu     sync.Mutex
+	issued func() int64
+	seen   []int64
+}
+
+func (r *recordingLimiter) Reserve(context.Context, time.Duration) (time.Duration, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.seen = append(r.seen, r.issued())
+	return 0, nil
+}
+func (r *recordingLimiter) Observe(context.Context, RateLimit, bool) {}
+
+func TestReservationIsTakenAfterTheToken(t *testing.T) {
+	rec := &recordingLimiter{}
+	c, s := setup(t, WithLimiter(rec))
+	rec.issued = s.authCalls.Load
+	s.mux.HandleFunc("/pay/", func(w http.ResponseWriter, r *http.Request) {
+		writeJSON(w, 200, `{"status":"pending","transaction_id":"VP1"}`)
+	})
+	_, err := c.Pay(context.Background(), &PayRequest{Amount: 100, Phone: "0780000000"})
+	require.NoError(t, err)
+	// /auth/ reserved with no token issued; /pay/ only once the token was
+	// there, so a refresh cannot delay a counted request into the next window.
+	assert.Equal(t, []int64{0, 1}, rec.seen)
+}

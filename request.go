@@ -46,11 +46,23 @@ func (c *Client) do(ctx context.Context, cl call, out any) error {
 		maybeSent   bool // an earlier attempt may have reached the server
 	)
 	for {
+		// The token comes first: a request counted against the rate-limit
+		// window must leave at once, not after a token refresh that could
+		// carry it into the next window, where the server would count it
+		// again.
+		var tok *Token
+		if cl.auth {
+			t, err := c.Token(ctx)
+			if err != nil {
+				return c.finish(cl, err, maybeSent)
+			}
+			tok = t
+		}
 		if err := c.reserve(ctx, cl); err != nil {
 			return c.finish(cl, err, maybeSent)
 		}
-		var tok *Token
-		if cl.auth {
+		if tok != nil && !tok.Valid(c.clock.Now()) {
+			// It expired while we waited for the window.
 			t, err := c.Token(ctx)
 			if err != nil {
 				return c.finish(cl, err, maybeSent)
