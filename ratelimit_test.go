@@ -3,7 +3,6 @@ package vpay
 import (
 	"bytes"
 	"context"
-	"io"
 	"log/slog"
 	"net/http"
 	"strconv"
@@ -166,84 +165,6 @@ func TestSkewedClockReadsResetAgainstDate(t *testing.T) {
 	_, err = c.Status(context.Background(), "VP1")
 	require.NoError(t, err)
 	assert.Contains(t, clk.Sleeps(), 12*time.Second, "waited 12 s, not an hour less or more")
-}
-
-func TestRetriesReplaySameBodyAndReference(t *testing.T) {
-	c, s, clk := setupClock(t, WithMaxRetries(3))
-	var bodies [][]byte
-	var mu sync.Mutex
-	s.mux.HandleFunc("/pay/", func(w http.ResponseWriter, r *http.Request) {
-		b, _ := io.ReadAll(r.Body)
-		mu.Lock()
-		bodies = append(bodies, b)
-		n := len(bodies)
-		mu.Unlock()
-		switch n {
-		case 1:
-			writeJSON(w, 502, `{"status":"error","error_code":"NETWORK_ERROR","message":"MoMo unreachable"}`)
-		case 2:
-			writeJSON(w, 503, `{"status":"error","message":"maintenance"}`)
-		case 3:
-			writeJSON(w, 504, ``)
-		default:
-			writeJSON(w, 200, `{"status":"pending","transaction_id":"VP9"}`)
-		}
-	})
-	p, err := c.Pay(context.Background(), &PayRequest{Amount: 100, Phone: "0780000000"})
-	require.NoError(t, err)
-	require.Len(t, bodies, 4)
-	for _, b := range bodies[1:] {
-		assert.True(t, bytes.Equal(bodies[0], b), "retries replay the body byte for byte")
-	}
-	assert.Contains(t, string(bodies[3]), `"external_id":"`+p.Reference+`"`)
-	backoffs := clk.Sleeps()
-	require.Len(t, backoffs, 3)
-	for i, d := range backoffs {
-		assert.LessOrEqual(t, d, 250*time.Millisecond<<i, "full jitter stays under the exponential ceiling")
-	}
-}
-
-func TestDuplicateOnRetryReportedAsPossiblyCreated(t *testing.T) {
-	c, s := setup(t, withClock(newFakeClock()))
-	var calls atomic.Int64
-	s.mux.HandleFunc("/pay/", func(w http.ResponseWriter, r *http.Request) {
-		if calls.Add(1) == 1 {
-			// The payment was created, then the answer was lost.
-			writeJSON(w, 503, `{"status":"error","message":"upstream reset"}`)
-			return
-		}
-		writeJSON(w, 409, `{"status":"error","error_code":"DUPLICATE_REFERENCE","message":"reference used"}`)
-	})
-	_, err := c.Pay(context.Background(), &PayRequest{Amount: 100, Phone: "0780000000", Reference: "order-9"})
-	require.Error(t, err)
-	assert.ErrorIs(t, err, ErrDuplicateReference)
-	assert.ErrorIs(t, err, ErrOutcomeUnknown)
-	assert.Contains(t, err.Error(), "may have created the payment")
-	assert.Contains(t, err.Error(), "order-9")
-}
-
-func TestFirstAttemptDuplicateIsPlain(t *testing.T) {
-	c, s := setup(t)
-	s.mux.HandleFunc("/pay/", func(w http.ResponseWriter, r *http.Request) {
-		writeJSON(w, 409, `{"status":"error","error_code":"DUPLICATE_REFERENCE","message":"reference used"}`)
-	})
-	_, err := c.Pay(context.Background(), &PayRequest{Amount: 100, Phone: "0780000000", Reference: "order-9"})
-	assert.ErrorIs(t, err, ErrDuplicateReference)
-	assert.NotErrorIs(t, err, ErrOutcomeUnknown, "nothing this call sent can have created it")
-}
-
-func TestClientErrorsNotRetried(t *testing.T) {
-	for _, status := range []int{400, 403, 404, 409, 422} {
-		c, s := setup(t, withClock(newFakeClock()))
-		var calls atomic.Int64
-		s.mux.HandleFunc("/pay/", func(w http.ResponseWriter, r *http.Request) {
-			calls.Add(1)
-			writeJSON(w, status, `{"status":"error","message":"no"}`)
-		})
-		_, err := c.Pay(context.Background(), &PayRequest{Amount: 100, Phone: "0780000000"})
-		require.Error(t, err)
-		assert.EqualValues(t, 1, calls.Load(), "HTTP %d is not retried", status)
-	}
 }
 
 func TestCancelEndsRateLimitWaitAtOnce(t *testing.T) {
