@@ -64,6 +64,8 @@ type Server struct {
 	window   rateWindow
 	requests map[string]int // path -> requests received
 
+	closed    bool // set by Close under mu: no background work starts after it
+
 	authCalls atomic.Int64
 	throttled atomic.Int64
 }
@@ -200,9 +202,26 @@ func Start(opts ...Option) (*Server, error) {
 // Close stops the emulator: pending payments stay pending, webhook
 // deliveries in progress are abandoned.
 func (s *Server) Close() {
+	s.mu.Lock()
+	s.closed = true
+	s.mu.Unlock()
 	s.cancel()
 	_ = s.srv.Close()
 	s.wg.Wait()
+}
+
+// background runs f in a goroutine that Close waits for, unless Close has
+// begun. The caller holds s.mu, so that no goroutine is added once Close
+// has started waiting.
+func (s *Server) background(f func()) {
+	if s.closed {
+		return
+	}
+	s.wg.Add(1)
+	go func() {
+		defer s.wg.Done()
+		f()
+	}()
 }
 
 // Client returns a *vpay.Client pointed at the emulator with its

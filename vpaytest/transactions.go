@@ -63,15 +63,13 @@ func (s *Server) createTransaction(b *payBody, amount int64) (tx *transaction, d
 	s.order = append(s.order, tx.ID)
 	s.refs[tx.Reference] = append(s.refs[tx.Reference], tx.ID)
 	if !s.cfg.synchronousPay {
-		s.wg.Add(1)
-		go func() {
-			defer s.wg.Done()
+		s.background(func() {
 			select {
 			case <-time.After(s.cfg.delay):
 				s.complete(tx.ID)
 			case <-s.ctx.Done():
 			}
-		}()
+		})
 	}
 	return tx, false
 }
@@ -96,15 +94,10 @@ func (s *Server) complete(id string) {
 	default:
 		tx.Status, tx.Message = "successful", "Transaction completed successfully."
 	}
-	hook := tx.CallbackURL != ""
-	s.mu.Unlock()
-	if hook {
-		s.wg.Add(1)
-		go func() {
-			defer s.wg.Done()
-			s.deliver(id)
-		}()
+	if tx.CallbackURL != "" {
+		s.background(func() { s.deliver(id) })
 	}
+	s.mu.Unlock()
 }
 
 // deliver POSTs the signed webhook for a transaction until the merchant
