@@ -64,7 +64,7 @@ type Server struct {
 	window   rateWindow
 	requests map[string]int // path -> requests received
 
-	closed    bool // set by Close under mu: no background work starts after it
+	closed bool // set by Close under mu: no background work starts after it
 
 	authCalls atomic.Int64
 	throttled atomic.Int64
