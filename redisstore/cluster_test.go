@@ -2,8 +2,6 @@ package redisstore
 
 import (
 	"context"
-	"net"
-	"os"
 	"os/exec"
 	"strconv"
 	"strings"
@@ -20,21 +18,10 @@ import (
 // startCluster starts a three-master Redis Cluster on loopback ports.
 func startCluster(t *testing.T) []string {
 	t.Helper()
-	server, err := exec.LookPath("redis-server")
-	if err != nil {
-		if os.Getenv("CI") != "" {
-			t.Fatal("redis-server is not on PATH; .ci/run installs it")
-		}
-		t.Skip("redis-server is not on PATH")
-	}
-	cli, err := exec.LookPath("redis-cli")
-	require.NoError(t, err, "redis-cli comes with redis-server")
+	server, cli := redisBinary(t, "redis-server"), redisBinary(t, "redis-cli")
 	var addrs []string
 	for range 3 {
-		ln, err := net.Listen("tcp", "127.0.0.1:0")
-		require.NoError(t, err)
-		port := ln.Addr().(*net.TCPAddr).Port
-		require.NoError(t, ln.Close())
+		port := freePort(t)
 		dir := t.TempDir()
 		cmd := exec.Command(server, "--port", strconv.Itoa(port), "--bind", "127.0.0.1", "--cluster-enabled", "yes",
 			"--cluster-config-file", dir+"/nodes.conf", "--dir", dir, "--save", "", "--appendonly", "no")
@@ -61,19 +48,6 @@ func startCluster(t *testing.T) []string {
 			t.Fatalf("cluster did not converge: %v %s", err, info)
 		}
 		time.Sleep(50 * time.Millisecond) // waiting on other processes
-	}
-}
-
-func waitPing(t *testing.T, addr string) {
-	t.Helper()
-	c := redis.NewClient(&redis.Options{Addr: addr, MaxRetries: -1})
-	defer c.Close()
-	deadline := time.Now().Add(10 * time.Second)
-	for c.Ping(context.Background()).Err() != nil {
-		if time.Now().After(deadline) {
-			t.Fatalf("redis-server on %s did not answer", addr)
-		}
-		time.Sleep(10 * time.Millisecond)
 	}
 }
 

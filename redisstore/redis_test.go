@@ -24,22 +24,54 @@ type redisServer struct {
 	Addr string
 }
 
-// startRedis starts a redis-server on a free loopback port. Without one on
+// redisBinary returns the path of a redis-server program. Without one on
 // PATH the test is skipped, except in CI, where it fails: CI installs it.
-func startRedis(t *testing.T) *redisServer {
+func redisBinary(t *testing.T, name string) string {
 	t.Helper()
-	path, err := exec.LookPath("redis-server")
+	path, err := exec.LookPath(name)
 	if err != nil {
 		if os.Getenv("CI") != "" {
-			t.Fatal("redis-server is not on PATH; .ci/run installs it (apt-get install redis-server)")
+			t.Fatalf("%s is not on PATH; .ci/run installs it (apt-get install redis-server)", name)
 		}
-		t.Skip("redis-server is not on PATH")
+		t.Skipf("%s is not on PATH", name)
 	}
+	return path
+}
+
+// freePort returns a loopback port nothing listens on.
+func freePort(t *testing.T) int {
+	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	require.NoError(t, err)
-	port := ln.Addr().(*net.TCPAddr).Port
-	require.NoError(t, ln.Close())
-	r := &redisServer{t: t, path: path, port: port, Addr: "127.0.0.1:" + strconv.Itoa(port)}
+	defer ln.Close()
+	return ln.Addr().(*net.TCPAddr).Port
+}
+
+// waitPing returns once the Redis at addr answers PING.
+func waitPing(t *testing.T, addr string) {
+	t.Helper()
+	c := redis.NewClient(&redis.Options{Addr: addr, MaxRetries: -1})
+	defer c.Close()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
+		err := c.Ping(ctx).Err()
+		cancel()
+		if err == nil {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("redis on %s did not answer: %v", addr, err)
+		}
+		time.Sleep(10 * time.Millisecond) // waiting on another process: no channel to wait on
+	}
+}
+
+// startRedis starts a redis-server on a free loopback port.
+func startRedis(t *testing.T) *redisServer {
+	t.Helper()
+	port := freePort(t)
+	r := &redisServer{t: t, path: redisBinary(t, "redis-server"), port: port, Addr: "127.0.0.1:" + strconv.Itoa(port)}
 	r.Start()
 	t.Cleanup(r.Stop)
 	return r
@@ -51,21 +83,7 @@ func (r *redisServer) Start() {
 	r.cmd = exec.Command(r.path, "--port", strconv.Itoa(r.port), "--bind", "127.0.0.1",
 		"--save", "", "--appendonly", "no", "--protected-mode", "no")
 	require.NoError(r.t, r.cmd.Start())
-	c := redis.NewClient(&redis.Options{Addr: r.Addr, MaxRetries: -1})
-	defer c.Close()
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
-		err := c.Ping(ctx).Err()
-		cancel()
-		if err == nil {
-			return
-		}
-		if time.Now().After(deadline) {
-			r.t.Fatalf("redis-server on %s did not answer: %v", r.Addr, err)
-		}
-		time.Sleep(10 * time.Millisecond) // waiting on another process: no channel to wait on
-	}
+	waitPing(r.t, r.Addr)
 }
 
 // Stop kills the server, as a crash would.

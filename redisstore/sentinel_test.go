@@ -2,7 +2,6 @@ package redisstore
 
 import (
 	"context"
-	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -16,14 +15,6 @@ import (
 
 	"github.com/vonsung/vpay-go"
 )
-
-func freePort(t *testing.T) int {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	require.NoError(t, err)
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port
-}
 
 // TestOnSentinel runs the stores through a Sentinel-managed failover
 // client: a master and one sentinel watching it.
