@@ -3,7 +3,6 @@ package vpay
 import (
 	"bytes"
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
 	"net/http"
@@ -86,22 +85,24 @@ func TestDefaultHTTPClient(t *testing.T) {
 }
 
 func TestUnknownPrefixTakesModeFromToken(t *testing.T) {
-	_, s := setup(t)
-	// setup's credentials carry prefixes; build one without.
-	c2, err := NewClient("merchant", "opaque-key", WithBaseURL(s.URL+"/api/"))
+	srv := newRawServer(t, func(w http.ResponseWriter, r *http.Request) {
+		writeJSON(w, 200, `{"access":"a","refresh":"r","mode":"live","expires_in":300}`)
+	})
+	c, err := NewClient("merchant", "opaque-key", WithBaseURL(srv))
 	require.NoError(t, err)
-	assert.Equal(t, Mode(""), c2.Mode())
-	_, err = c2.Token(context.Background())
-	require.Error(t, err, "the test server only knows setup's credentials")
-	assert.True(t, errors.Is(err, ErrInvalidKey))
-}
-
-func TestModeFromAuthResponse(t *testing.T) {
-	c, _ := setup(t)
+	assert.Equal(t, Mode(""), c.Mode(), "no prefix: unknown until the first token")
 	tok, err := c.Token(context.Background())
 	require.NoError(t, err)
-	assert.Equal(t, ModeSandbox, tok.Mode)
-	assert.Equal(t, ModeSandbox, c.Mode())
+	assert.Equal(t, ModeLive, tok.Mode)
+	assert.Equal(t, ModeLive, c.Mode(), "the auth response's mode")
+}
+
+func TestWrongCredentialsAreInvalidKey(t *testing.T) {
+	_, s := setup(t)
+	c, err := NewClient("merchant", "opaque-key", WithBaseURL(s.URL+"/api/"))
+	require.NoError(t, err)
+	_, err = c.Token(context.Background())
+	assert.ErrorIs(t, err, ErrInvalidKey)
 }
 
 func TestLiveTokenForSandboxKeyRefused(t *testing.T) {

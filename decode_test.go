@@ -2,8 +2,10 @@ package vpay
 
 import (
 	"encoding/json"
+	"math/big"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -119,6 +121,8 @@ func FuzzDecodeResponse(f *testing.F) {
 	}
 	f.Add([]byte(`{"amount":"99999999999999999999"}`))
 	f.Add([]byte(`{"expires_in":"1e400 seconds"}`))
+	f.Add([]byte(`1,500.00`))
+	f.Add([]byte(`240.50`))
 	f.Fuzz(func(t *testing.T, body []byte) {
 		var tx wire.Transaction
 		if json.Unmarshal(body, &tx) == nil {
@@ -129,5 +133,14 @@ func FuzzDecodeResponse(f *testing.F) {
 		var l wire.Link
 		_ = json.Unmarshal(body, &l)
 		_, _ = ParseEvent(body)
+
+		// Money is never rounded: whatever ParseAmount accepts is exactly
+		// the decimal it read.
+		if v, err := wire.ParseAmount(string(body)); err == nil {
+			exact, ok := new(big.Rat).SetString(strings.ReplaceAll(string(body), ",", ""))
+			if !ok || exact.Cmp(new(big.Rat).SetInt64(v)) != 0 {
+				t.Fatalf("ParseAmount(%q) = %d, not the exact value", body, v)
+			}
+		}
 	})
 }

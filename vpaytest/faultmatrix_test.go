@@ -30,30 +30,33 @@ func TestFaultMatrix(t *testing.T) {
 	scenarios := []struct {
 		name    string
 		inject  func(s *vpaytest.Server)
-		timeout time.Duration // per Pay call
+		timeout time.Duration            // per Pay call
+		before  func(s *vpaytest.Server) // once, before the first order
 	}{
-		{"drop before processing", func(s *vpaytest.Server) { s.Inject("/pay/", vpaytest.Fault{Drop: vpaytest.DropBefore}) }, 2 * time.Second},
-		{"drop after processing", func(s *vpaytest.Server) { s.Inject("/pay/", vpaytest.Fault{Drop: vpaytest.DropAfter}) }, 2 * time.Second},
-		{"502 NETWORK_ERROR", func(s *vpaytest.Server) { s.Inject("/pay/", vpaytest.Fault{Status: 502}) }, 2 * time.Second},
-		{"503", func(s *vpaytest.Server) { s.Inject("/pay/", vpaytest.Fault{Status: 503}) }, 2 * time.Second},
-		{"slow answer past the deadline", func(s *vpaytest.Server) { s.Inject("/pay/", vpaytest.Fault{Delay: time.Second}) }, 300 * time.Millisecond},
-		{"truncated body", func(s *vpaytest.Server) { s.Inject("/pay/", vpaytest.Fault{Truncate: true}) }, 2 * time.Second},
-		{"429 burst", func(s *vpaytest.Server) { s.Inject("/pay/", vpaytest.Fault{Status: 429, Count: 3}) }, 5 * time.Second},
-		{"token revoked mid-flight", func(s *vpaytest.Server) { s.RevokeTokens() }, 2 * time.Second},
-		// Every third order finds its token revoked and /auth/ failing once
-		// more; the run starts with /auth/ down for three requests.
+		{"drop before processing", func(s *vpaytest.Server) { s.Inject("/pay/", vpaytest.Fault{Drop: vpaytest.DropBefore}) }, 2 * time.Second, nil},
+		{"drop after processing", func(s *vpaytest.Server) { s.Inject("/pay/", vpaytest.Fault{Drop: vpaytest.DropAfter}) }, 2 * time.Second, nil},
+		{"502 NETWORK_ERROR", func(s *vpaytest.Server) { s.Inject("/pay/", vpaytest.Fault{Status: 502}) }, 2 * time.Second, nil},
+		{"503", func(s *vpaytest.Server) { s.Inject("/pay/", vpaytest.Fault{Status: 503}) }, 2 * time.Second, nil},
+		{"slow answer past the deadline", func(s *vpaytest.Server) { s.Inject("/pay/", vpaytest.Fault{Delay: time.Second}) }, 300 * time.Millisecond, nil},
+		{"truncated body", func(s *vpaytest.Server) { s.Inject("/pay/", vpaytest.Fault{Truncate: true}) }, 2 * time.Second, nil},
+		{"429 burst", func(s *vpaytest.Server) { s.Inject("/pay/", vpaytest.Fault{Status: 429, Count: 3}) }, 5 * time.Second, nil},
+		{"token revoked mid-flight", func(s *vpaytest.Server) { s.RevokeTokens() }, 2 * time.Second, nil},
+		// The run starts with /auth/ down for three requests; every third
+		// order then finds its token revoked and /auth/ failing once more.
 		{"/auth/ down for a while", func(s *vpaytest.Server) {
 			s.RevokeTokens()
 			s.Inject("/auth/", vpaytest.Fault{Status: 503})
-		}, 5 * time.Second},
+		}, 5 * time.Second, func(s *vpaytest.Server) {
+			s.Inject("/auth/", vpaytest.Fault{Status: 503, Count: 3})
+		}},
 	}
 	var total struct{ calls, paid, unknown, refused, payments, doubles int }
 	for _, sc := range scenarios {
 		t.Run(sc.name, func(t *testing.T) {
 			s := vpaytest.NewServer(vpaytest.WithPaymentDelay(time.Hour)) // payments stay pending: only creation matters
 			defer s.Close()
-			if sc.name == "/auth/ down for a while" {
-				s.Inject("/auth/", vpaytest.Fault{Status: 503, Count: 3})
+			if sc.before != nil {
+				sc.before(s)
 			}
 			c := s.Client(vpay.WithMaxRetries(3))
 
