@@ -298,12 +298,12 @@ func headerInt(h http.Header, key string) (int, bool) {
 	if v == "" {
 		return 0, false
 	}
-	n, err := strconv.ParseInt(v, 10, 64)
-	if err != nil || n < 0 || n > math.MaxInt32*1000 {
-		if f, ferr := strconv.ParseFloat(v, 64); ferr == nil && f >= 0 && f < math.MaxInt32 {
-			return int(f), true
-		}
+	// Integers are what the documentation shows; "118.0" is read too.
+	// The bound is where float64 stops holding integers exactly, far past
+	// any unix time in X-RateLimit-Reset (2038 is only 2^31).
+	f, err := strconv.ParseFloat(v, 64)
+	if err != nil || f < 0 || f > 1<<53 {
 		return 0, false
 	}
-	return int(n), true
+	return int(f), true
 }

@@ -322,3 +322,15 @@ func TestReservationIsTakenAfterTheToken(t *testing.T) {
 	// there, so a refresh cannot delay a counted request into the next window.
 	assert.Equal(t, []int64{0, 1}, rec.seen)
 }
+
+func TestHeaderInt(t *testing.T) {
+	for v, want := range map[string]int{"118": 118, " 7 ": 7, "118.0": 118, "4102444800": 4102444800 /* 2100 */} {
+		got, ok := headerInt(http.Header{"X-Ratelimit-Reset": {v}}, "X-RateLimit-Reset")
+		assert.True(t, ok, v)
+		assert.Equal(t, want, got, v)
+	}
+	for _, v := range []string{"", "-1", "soon", "1e300"} {
+		_, ok := headerInt(http.Header{"X-Ratelimit-Reset": {v}}, "X-RateLimit-Reset")
+		assert.False(t, ok, v)
+	}
+}

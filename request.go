@@ -97,7 +97,10 @@ func (c *Client) do(ctx context.Context, cl call, out any) error {
 		}
 		retries++
 		c.logRetry(ctx, cl, reason, wait)
-		if err := c.sleep(ctx, wait, reason); err != nil {
+		if wait >= time.Second {
+			c.logWait(ctx, wait, reason)
+		}
+		if err := c.clock.Sleep(ctx, wait); err != nil {
 			return c.finish(cl, c.ctxError(cl, err), maybeSent)
 		}
 	}
@@ -143,23 +146,20 @@ func (c *Client) reserve(ctx context.Context, cl call) error {
 		if err != nil || wait <= 0 {
 			return err
 		}
-		why := "rate limit: waiting for the window to reset"
-		if logged {
-			why = "" // said once per call is enough
+		if !logged && wait >= time.Second { // once per call is enough
+			c.logWait(ctx, wait, "rate limit: waiting for the window to reset")
+			logged = true
 		}
-		logged = logged || wait >= time.Second
-		if err := c.sleep(ctx, wait, why); err != nil {
+		if err := c.clock.Sleep(ctx, wait); err != nil {
 			return c.ctxError(cl, err)
 		}
 	}
 }
 
-// sleep waits on the client's clock, logging waits a person would notice.
-func (c *Client) sleep(ctx context.Context, d time.Duration, why string) error {
-	if d >= time.Second && why != "" {
-		c.logger.LogAttrs(ctx, slog.LevelInfo, "vpay: waiting", slog.Duration("wait", d), slog.String("reason", why))
-	}
-	return c.clock.Sleep(ctx, d)
+// logWait tells the merchant, at info level, about a wait a person would
+// notice.
+func (c *Client) logWait(ctx context.Context, d time.Duration, why string) {
+	c.logger.LogAttrs(ctx, slog.LevelInfo, "vpay: waiting", slog.Duration("wait", d), slog.String("reason", why))
 }
 
 func (c *Client) ctxError(cl call, err error) *Error {

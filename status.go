@@ -157,6 +157,9 @@ func (c *Client) Wait(ctx context.Context, transactionID string) (*Transaction, 
 	}
 	interval := c.poll
 	var last *Transaction
+	notFinal := func(cause error) error {
+		return &Error{Method: "GET", Path: "/transaction/status/", Message: "transaction " + transactionID + " still not final", Err: cause}
+	}
 	for {
 		t, err := c.Status(ctx, transactionID)
 		switch {
@@ -177,10 +180,10 @@ func (c *Client) Wait(ctx context.Context, transactionID string) (*Transaction, 
 		}
 		left := deadline.Sub(c.clock.Now())
 		if left <= 0 {
-			return last, &Error{Method: "GET", Path: "/transaction/status/", Message: "transaction " + transactionID + " still not final", Err: context.DeadlineExceeded}
+			return last, notFinal(context.DeadlineExceeded)
 		}
 		if err := c.clock.Sleep(ctx, min(interval, left)); err != nil {
-			return last, &Error{Method: "GET", Path: "/transaction/status/", Message: "transaction " + transactionID + " still not final", Err: err}
+			return last, notFinal(err)
 		}
 		interval = min(interval*3/2, max(waitMaxPoll, c.poll))
 	}

@@ -85,12 +85,8 @@ func (l *Limiter) Observe(ctx context.Context, rl vpay.RateLimit, throttled bool
 	defer cancel()
 	err := observeScript.Run(rctx, l.rdb, []string{l.key},
 		time.Now().UnixMilli(), rl.Limit, rl.Remaining, rl.Reset.UnixMilli(), thr).Err()
-	if !errorsIsNil(err) {
-		l.h.result(err)
-	}
+	l.h.result(err)
 }
-
-func errorsIsNil(err error) bool { return err == nil || err == redis.Nil }
 
 // The scripts keep the state of one key's window in a hash; all times are
 // unix milliseconds of the callers' clocks. They are the default limiter's

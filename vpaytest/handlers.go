@@ -117,9 +117,9 @@ func (s *Server) handlePay(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, "INVALID_REQUEST", "Body is not valid JSON.")
 		return
 	}
-	amount, err := strconv.ParseInt(b.Amount.String(), 10, 64)
-	if err != nil || amount < 100 {
-		writeError(w, http.StatusBadRequest, "INVALID_AMOUNT", "Amount is below the minimum (100 RWF) or non-integer.")
+	amount, ok := parseAmount(b.Amount, false)
+	if !ok {
+		writeInvalidAmount(w)
 		return
 	}
 	method := b.PaymentMethod
@@ -213,14 +213,10 @@ func (s *Server) handleCreateLink(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, "INVALID_REQUEST", "name is required.")
 		return
 	}
-	var amount int64
-	if b.Amount != "" {
-		a, err := strconv.ParseInt(b.Amount.String(), 10, 64)
-		if err != nil || (a != 0 && a < 100) {
-			writeError(w, http.StatusBadRequest, "INVALID_AMOUNT", "Amount is below the minimum (100 RWF) or non-integer.")
-			return
-		}
-		amount = a
+	amount, ok := parseAmount(b.Amount, true)
+	if !ok {
+		writeInvalidAmount(w)
+		return
 	}
 	if b.Type != "one_off" && b.Type != "multiple" {
 		writeError(w, http.StatusBadRequest, "INVALID_REQUEST", "type must be one_off or multiple.")
@@ -263,6 +259,20 @@ func (s *Server) handleQR(w http.ResponseWriter, r *http.Request) {
 	_ = png.Encode(&buf, img)
 	w.Header().Set("Content-Type", "image/png")
 	_, _ = w.Write(buf.Bytes())
+}
+
+// parseAmount applies V-Pay's rule: whole RWF, at least 100; a payment
+// link may also leave it out or give 0 (the payer chooses).
+func parseAmount(n json.Number, zeroAllowed bool) (int64, bool) {
+	if n == "" {
+		return 0, zeroAllowed
+	}
+	a, err := strconv.ParseInt(n.String(), 10, 64)
+	return a, err == nil && (a >= 100 || zeroAllowed && a == 0)
+}
+
+func writeInvalidAmount(w http.ResponseWriter) {
+	writeError(w, http.StatusBadRequest, "INVALID_AMOUNT", "Amount is below the minimum (100 RWF) or non-integer.")
 }
 
 func slugify(name string) string {

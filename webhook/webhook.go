@@ -39,17 +39,7 @@ func Sign(payload []byte, secret string) string {
 // Verify the bytes exactly as received: JSON that was parsed and encoded
 // again does not verify.
 func Verify(payload []byte, signature, secret string) error {
-	sig, err := decodeSignature(signature)
-	if err != nil {
-		return err
-	}
-	if secret == "" {
-		return ErrNoSecret
-	}
-	if !hmac.Equal(mac(payload, secret), sig[:]) {
-		return ErrNoValidSignature
-	}
-	return nil
+	return verifyAny(payload, signature, []string{secret})
 }
 
 func mac(payload []byte, secret string) []byte {
@@ -63,6 +53,9 @@ func verifyAny(payload []byte, signature string, secrets []string) error {
 	if err != nil {
 		return err
 	}
+	if len(secrets) == 0 {
+		return ErrNoSecret
+	}
 	matched := false
 	for _, secret := range secrets {
 		if secret == "" {
@@ -73,9 +66,6 @@ func verifyAny(payload []byte, signature string, secrets []string) error {
 		if hmac.Equal(mac(payload, secret), sig[:]) {
 			matched = true
 		}
-	}
-	if len(secrets) == 0 {
-		return ErrNoSecret
 	}
 	if !matched {
 		return ErrNoValidSignature

@@ -44,7 +44,6 @@ type PayRequest struct {
 type Transaction struct {
 	Envelope
 	Event              Text     `json:"event"`
-	StatusCode         Text     `json:"status_code"`
 	TransactionID      Text     `json:"transaction_id"`
 	ExternalID         Text     `json:"external_id"`
 	Reference          Text     `json:"reference"`
