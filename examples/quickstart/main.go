@@ -21,6 +21,7 @@ import (
 	"time"
 
 	"github.com/vonsung/vpay-go"
+	"github.com/vonsung/vpay-go/examples/internal/setup"
 	"github.com/vonsung/vpay-go/vpaytest"
 	"github.com/vonsung/vpay-go/webhook"
 )
@@ -36,34 +37,26 @@ func run() error {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
 
-	user, key := os.Getenv("VPAY_API_USER"), os.Getenv("VPAY_API_KEY")
-	secret := os.Getenv("VPAY_WEBHOOK_SECRET")
-	opts := []vpay.Option{vpay.WithLogger(slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn})))}
-	callbackURL := os.Getenv("VPAY_CALLBACK_URL")
-	phone := envOr("VPAY_PHONE", vpaytest.PhoneSuccess)
+	logs := vpay.WithLogger(slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn})))
+	c, sandbox, done, err := setup.Client(logs)
+	if err != nil {
+		return err
+	}
+	defer done()
+	phone := setup.EnvOr("VPAY_PHONE", vpaytest.PhoneSuccess)
+	callbackURL, secret := os.Getenv("VPAY_CALLBACK_URL"), os.Getenv("VPAY_WEBHOOK_SECRET")
 
-	// 0. Where the webhook will arrive: a local endpoint that verifies it.
+	// 0. Where the webhook will arrive: against the sandbox, a local
+	// endpoint that verifies it with the sandbox's secret.
 	events := make(chan *vpay.Event, 4)
-	if user == "" || key == "" {
-		sandbox := vpaytest.NewServer(vpaytest.WithPaymentDelay(time.Second))
-		defer sandbox.Close()
-		user, key, secret = sandbox.APIUser, sandbox.APIKey, sandbox.WebhookSecret
-		opts = append(opts, vpay.WithBaseURL(sandbox.URL))
-		fmt.Println("No VPAY_API_USER/VPAY_API_KEY: using the built-in sandbox at", sandbox.URL)
-
+	if sandbox != nil {
+		secret = sandbox.WebhookSecret
 		hooks, err := serveWebhooks(secret, events)
 		if err != nil {
 			return err
 		}
 		defer hooks.Close()
 		callbackURL = "http://" + hooks.Addr + "/webhooks/vpay"
-	} else if base := os.Getenv("VPAY_BASE_URL"); base != "" {
-		opts = append(opts, vpay.WithBaseURL(base))
-	}
-
-	c, err := vpay.NewClient(user, key, opts...)
-	if err != nil {
-		return err
 	}
 
 	// 1. Authenticate. Pay would do this by itself; it is shown as a step.
@@ -134,11 +127,4 @@ func serveWebhooks(secret string, events chan<- *vpay.Event) (*http.Server, erro
 	srv := &http.Server{Addr: ln.Addr().String(), Handler: mux, ReadHeaderTimeout: 5 * time.Second}
 	go func() { _ = srv.Serve(ln) }()
 	return srv, nil
-}
-
-func envOr(k, def string) string {
-	if v := os.Getenv(k); v != "" {
-		return v
-	}
-	return def
 }

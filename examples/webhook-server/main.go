@@ -20,12 +20,13 @@ import (
 	"time"
 
 	"github.com/vonsung/vpay-go"
+	"github.com/vonsung/vpay-go/examples/internal/setup"
 	"github.com/vonsung/vpay-go/webhook"
 )
 
 func main() {
 	logger := slog.New(slog.NewTextHandler(os.Stdout, nil))
-	addr := envOr("ADDR", "127.0.0.1:8080")
+	addr := setup.EnvOr("ADDR", "127.0.0.1:8080")
 	secret := os.Getenv("VPAY_WEBHOOK_SECRET")
 	if secret == "" {
 		secret = "whsec_demo_only"
@@ -60,11 +61,4 @@ func main() {
 		logger.Error("server failed", slog.String("error", err.Error()))
 		os.Exit(1)
 	}
-}
-
-func envOr(k, def string) string {
-	if v := os.Getenv(k); v != "" {
-		return v
-	}
-	return def
 }

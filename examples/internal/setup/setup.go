@@ -28,3 +28,11 @@ func Client(opts ...vpay.Option) (c *vpay.Client, sandbox *vpaytest.Server, done
 	fmt.Println("No VPAY_API_USER/VPAY_API_KEY: using the built-in sandbox at", s.URL)
 	return s.Client(opts...), s, s.Close, nil
 }
+
+// EnvOr returns the environment variable k, or def when it is unset.
+func EnvOr(k, def string) string {
+	if v := os.Getenv(k); v != "" {
+		return v
+	}
+	return def
+}
