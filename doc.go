@@ -30,9 +30,11 @@
 //
 // # Errors
 //
-// Every failed call returns a *Error (use errors.As) that matches the
+// Every failed API call returns a *Error (use errors.As) that matches the
 // sentinel of its code (ErrInsufficientFunds, ErrPaymentTimeout, ...) with
 // errors.Is, whatever the HTTP status: V-Pay sends some failures with 200.
+// Input refused before sending is a *ValidationError instead (see
+// Validation); both match the field's or code's sentinel.
 // No error, log line or formatted Client contains the API key or a token.
 //
 // # Retries and double charges

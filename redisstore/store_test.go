@@ -193,7 +193,7 @@ func TestFallbackWhileRedisIsDown(t *testing.T) {
 	fetch := func(context.Context) (*vpay.Token, error) { fetches++; return newToken("local", time.Minute), nil }
 	for range 3 {
 		tok, err := s.Refresh(ctx, nil, fetch)
-		require.NoError(t, err, "a payment never waits on Redis")
+		require.NoError(t, err, "Redis refused: the in-process store answers")
 		assert.Equal(t, "local", tok.AccessToken)
 	}
 	assert.Equal(t, 1, fetches, "the in-process store keeps the token")
