@@ -214,7 +214,7 @@ func (c *Client) fetchToken(ctx context.Context) (*Token, error) {
 	defer c.mu.Unlock()
 	if mode != "" {
 		if c.mode != "" && c.mode != mode {
-			return nil, &Error{HTTPStatus: 401, Code: CodeInvalidKey, Method: "POST", Path: "/auth/",
+			return nil, &Error{Code: CodeInvalidKey, Method: "POST", Path: "/auth/",
 				Message: fmt.Sprintf("the credentials are %s but the server issued a %s token", c.mode, mode)}
 		}
 		c.mode = mode

@@ -114,6 +114,10 @@ func TestLiveTokenForSandboxKeyRefused(t *testing.T) {
 	_, err = c.Token(context.Background())
 	require.Error(t, err)
 	assert.Contains(t, err.Error(), "sandbox but the server issued a live token")
+	assert.ErrorIs(t, err, ErrInvalidKey)
+	var e *Error
+	require.ErrorAs(t, err, &e)
+	assert.Zero(t, e.HTTPStatus, "the server answered 200; no 401 is invented")
 }
 
 // secretsIn lists the secrets a test may have exposed.
