@@ -67,6 +67,9 @@ func (c *Client) CreateLink(ctx context.Context, req *LinkRequest) (*Link, error
 	if l.ID == "" {
 		l.ID = string(w.ID)
 	}
+	if l.ID == "" {
+		return nil, &Error{Method: "POST", Path: "/payment-links/", Message: "the answer names no link"}
+	}
 	return l, nil
 }
 

@@ -42,3 +42,15 @@ func TestLinkValidation(t *testing.T) {
 	}
 	assert.NoError(t, (&LinkRequest{Name: "Donations"}).Validate(), "amount 0 lets the payer choose")
 }
+
+func TestCreateLinkAnswerWithoutIDIsAnError(t *testing.T) {
+	c, s := setup(t)
+	s.mux.HandleFunc("/payment-links/", func(w http.ResponseWriter, r *http.Request) {
+		writeJSON(w, 200, `{"status":"success","slug":"fee","url":"https://pay.vpay.rw/fee"}`)
+	})
+	l, err := c.CreateLink(context.Background(), &LinkRequest{Name: "Fee"})
+	assert.Nil(t, l)
+	var e *Error
+	require.ErrorAs(t, err, &e)
+	assert.Contains(t, err.Error(), "names no link")
+}

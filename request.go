@@ -108,15 +108,27 @@ func (c *Client) do(ctx context.Context, cl call, out any) error {
 
 // finish adds what the caller needs to err: the reference, and whether the
 // request may have taken effect.
+//
+// Every error leaves here as an *Error, whatever produced it (a TokenStore
+// or Limiter of the merchant's, the context): once an attempt of a Pay may
+// have reached V-Pay, losing the reference and "outcome unknown" to a Redis
+// failover on the retry would leave the merchant guessing.
 func (c *Client) finish(cl call, err error, maybeSent bool) error {
-	var shared *Error
-	if !errors.As(err, &shared) {
-		return err // validation errors, a store's own errors
+	var e *Error
+	if shared, ok := err.(*Error); ok {
+		// A token refresh's error reaches every caller that waited on it:
+		// each gets its own copy to annotate.
+		cp := *shared
+		e = &cp
+	} else {
+		// A store's, a limiter's or the context's error: wrapped, so that
+		// errors.Is and errors.As still reach it.
+		e = &Error{Err: err}
+		var inner *Error
+		if errors.As(err, &inner) {
+			e.HTTPStatus, e.Code, e.RateLimit = inner.HTTPStatus, inner.Code, inner.RateLimit
+		}
 	}
-	// A token refresh's error reaches every caller that waited on it: each
-	// gets its own copy to annotate.
-	cp := *shared
-	e := &cp
 	if e.Method == "" {
 		e.Method, e.Path = cl.method, "/"+cl.path
 	}
@@ -209,6 +221,11 @@ func (c *Client) attempt(ctx context.Context, cl call, tok *Token, out any) resu
 		req.Header.Set("Authorization", "Bearer "+tok.AccessToken)
 	}
 
+	if err := ctx.Err(); err != nil {
+		// net/http would refuse it too, but as a transport error that
+		// cannot say whether anything left: nothing did.
+		return result{err: &Error{Message: "not sent", Err: context.Cause(ctx)}}
+	}
 	start := c.clock.Now()
 	resp, err := c.http.Do(req)
 	if err != nil {
@@ -290,7 +307,10 @@ func (c *Client) attempt(ctx context.Context, cl call, tok *Token, out any) resu
 	res.duplicate = code == CodeDuplicateReference || resp.StatusCode == http.StatusConflict
 	// A 5xx may come from a server that acted before it failed; a 2xx whose
 	// body is unreadable certainly acted. 4xx and 429 were refused.
-	res.maybeProcessed = resp.StatusCode >= 500 || (ok2xx && jsonErr != nil)
+	// NETWORK_ERROR says the mobile money network failed after V-Pay took
+	// the request, whatever HTTP status carries it (the documentation shows
+	// error bodies at 200 too).
+	res.maybeProcessed = resp.StatusCode >= 500 || (ok2xx && jsonErr != nil) || code == CodeNetworkError
 	return res
 }
 

@@ -3,6 +3,7 @@ package vpay
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net/url"
 	"strings"
 	"time"
@@ -124,8 +125,16 @@ func (c *Client) Status(ctx context.Context, transactionID string) (*Transaction
 		return nil, err
 	}
 	t := transactionFromWire(&w)
-	if t.TransactionID == "" {
-		t.TransactionID = id
+	if t.TransactionID != id {
+		// A cache that ignores the query string would otherwise confirm an
+		// unpaid order with another order's "successful"; an answer that
+		// names no transaction cannot confirm anything either.
+		about := t.TransactionID
+		if about == "" {
+			about = "no transaction"
+		}
+		return nil, &Error{Method: "GET", Path: "/transaction/status/",
+			Message: fmt.Sprintf("asked for transaction %s, the answer is about %s", id, about)}
 	}
 	return t, nil
 }

@@ -99,3 +99,25 @@ func TestWaitStopsOnPermanentError(t *testing.T) {
 	require.ErrorAs(t, err, &e)
 	assert.Equal(t, 404, e.HTTPStatus)
 }
+
+func TestStatusRefusesAnAnswerAboutAnotherTransaction(t *testing.T) {
+	for name, body := range map[string]string{
+		"another id": `{"status":"SUCCESSFUL","transaction_id":"VP_OTHER"}`,
+		"no id":      `{"status":"SUCCESSFUL"}`,
+	} {
+		t.Run(name, func(t *testing.T) {
+			c, s, _ := setupClock(t)
+			// A cache in front of the API that ignores the query string.
+			s.mux.HandleFunc("/transaction/status/", func(w http.ResponseWriter, r *http.Request) { writeJSON(w, 200, body) })
+			tx, err := c.Status(context.Background(), "VP_MINE")
+			assert.Nil(t, tx)
+			var e *Error
+			require.ErrorAs(t, err, &e)
+			assert.Contains(t, err.Error(), "VP_MINE")
+
+			tx, err = c.Wait(context.Background(), "VP_MINE")
+			require.Error(t, err, "Wait must not confirm an order with another's status")
+			assert.Nil(t, tx)
+		})
+	}
+}

@@ -1,0 +1,185 @@
+package vpay
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+)
+
+// failingStore is a MemoryTokenStore whose Load fails from the nth call on,
+// like a Redis that turns read-only or away in a failover.
+type failingStore struct {
+	*MemoryTokenStore
+	loads  atomic.Int64
+	failAt int64
+	err    error
+}
+
+func (s *failingStore) Load(ctx context.Context) (*Token, error) {
+	if s.loads.Add(1) >= s.failAt {
+		return nil, s.err
+	}
+	return s.MemoryTokenStore.Load(ctx)
+}
+
+// failingLimiter lets the first n reservations through, then fails.
+type failingLimiter struct {
+	allow int64
+	used  atomic.Int64
+	err   error
+}
+
+func (l *failingLimiter) Reserve(context.Context, time.Duration) (time.Duration, error) {
+	if l.used.Add(1) > l.allow {
+		return 0, l.err
+	}
+	return 0, nil
+}
+func (l *failingLimiter) Observe(context.Context, RateLimit, bool) {}
+
+// assertOutcomeUnknown checks what a merchant needs after a Pay that may
+// have reached V-Pay: an *Error that names the reference and says so.
+func assertOutcomeUnknown(t *testing.T, err error, ref string) *Error {
+	t.Helper()
+	require.Error(t, err)
+	var e *Error
+	require.ErrorAs(t, err, &e, "every failure after a possible send is a *vpay.Error")
+	assert.Equal(t, ref, e.Reference)
+	assert.True(t, e.OutcomeUnknown)
+	assert.ErrorIs(t, err, ErrOutcomeUnknown)
+	assert.Contains(t, err.Error(), ref)
+	return e
+}
+
+func TestOutcomeUnknownSurvivesEveryLaterFailure(t *testing.T) {
+	storeDown := errors.New("redis: READONLY You can't write against a read only replica")
+	limiterDown := errors.New("limiter backend down")
+	tests := []struct {
+		name string
+		// opts builds the client's options for this case; cancel ends the
+		// call's context when the first attempt is answered.
+		opts     func() []Option
+		cancel   bool
+		retryAns func(w http.ResponseWriter)
+		wantIs   error
+	}{
+		{
+			name: "token store fails on the retry",
+			opts: func() []Option {
+				// Load 1: first attempt; load 2: the retry.
+				return []Option{WithTokenStore(&failingStore{MemoryTokenStore: NewMemoryTokenStore(), failAt: 2, err: storeDown})}
+			},
+			wantIs: storeDown,
+		},
+		{
+			name:   "limiter fails on the retry",
+			opts:   func() []Option { return []Option{WithLimiter(&failingLimiter{allow: 2, err: limiterDown})} },
+			wantIs: limiterDown,
+		},
+		{
+			name:   "ctx ends during the backoff",
+			opts:   func() []Option { return nil },
+			cancel: true,
+			wantIs: context.Canceled,
+		},
+		{
+			name: "retry refused with a 4xx",
+			opts: func() []Option { return nil },
+			retryAns: func(w http.ResponseWriter) {
+				writeJSON(w, 400, `{"status":"error","error_code":"INVALID_AMOUNT","message":"no"}`)
+			},
+			wantIs: ErrInvalidAmount,
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c, s := setup(t, append([]Option{withClock(newFakeClock())}, tt.opts()...)...)
+			ctx, cancel := context.WithCancel(context.Background())
+			defer cancel()
+			var calls atomic.Int64
+			s.mux.HandleFunc("/pay/", func(w http.ResponseWriter, r *http.Request) {
+				if calls.Add(1) == 1 {
+					if tt.cancel {
+						cancel()
+					}
+					writeJSON(w, 502, `{"status":"error","message":"bad gateway"}`)
+					return
+				}
+				if tt.retryAns != nil {
+					tt.retryAns(w)
+					return
+				}
+				writeJSON(w, 200, `{"status":"pending","transaction_id":"VP1"}`)
+			})
+			_, err := c.Pay(ctx, &PayRequest{Amount: 100, Phone: "0780000000", Reference: "order-5"})
+			assertOutcomeUnknown(t, err, "order-5")
+			assert.ErrorIs(t, err, tt.wantIs, "the cause stays reachable")
+		})
+	}
+}
+
+func TestStoreErrorBeforeAnySendIsAnErrorNotUnknown(t *testing.T) {
+	storeDown := errors.New("store down")
+	c, s := setup(t, WithTokenStore(&failingStore{MemoryTokenStore: NewMemoryTokenStore(), failAt: 1, err: storeDown}))
+	var calls atomic.Int64
+	s.mux.HandleFunc("/pay/", func(w http.ResponseWriter, r *http.Request) { calls.Add(1) })
+	_, err := c.Pay(context.Background(), &PayRequest{Amount: 100, Phone: "0780000000", Reference: "order-6"})
+	var e *Error
+	require.ErrorAs(t, err, &e)
+	assert.ErrorIs(t, err, storeDown)
+	assert.Equal(t, "order-6", e.Reference)
+	assert.NotErrorIs(t, err, ErrOutcomeUnknown, "nothing was sent")
+	assert.Zero(t, calls.Load())
+}
+
+func TestCancelledContextSendsNothingAndIsNotUnknown(t *testing.T) {
+	c, s := setup(t)
+	var calls atomic.Int64
+	s.mux.HandleFunc("/pay/", func(w http.ResponseWriter, r *http.Request) { calls.Add(1) })
+	_, err := c.Token(context.Background()) // a valid token: nothing else stops the send
+	require.NoError(t, err)
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	_, err = c.Pay(ctx, &PayRequest{Amount: 100, Phone: "0780000000", Reference: "order-7"})
+	var e *Error
+	require.ErrorAs(t, err, &e)
+	assert.ErrorIs(t, err, context.Canceled)
+	assert.NotErrorIs(t, err, ErrOutcomeUnknown, "a cancelled ctx sends nothing")
+	assert.Zero(t, calls.Load())
+}
+
+func TestNetworkErrorAt200ThenDuplicateIsUnknown(t *testing.T) {
+	for _, first := range []int{200, 502} {
+		c, s := setup(t, withClock(newFakeClock()))
+		var calls atomic.Int64
+		s.mux.HandleFunc("/pay/", func(w http.ResponseWriter, r *http.Request) {
+			if calls.Add(1) == 1 {
+				writeJSON(w, first, `{"status":"error","error_code":"NETWORK_ERROR","message":"MoMo unreachable"}`)
+				return
+			}
+			writeJSON(w, 409, `{"status":"error","error_code":"DUPLICATE_REFERENCE","message":"reference used"}`)
+		})
+		_, err := c.Pay(context.Background(), &PayRequest{Amount: 100, Phone: "0780000000", Reference: "order-8"})
+		assertOutcomeUnknown(t, err, "order-8")
+		assert.ErrorIs(t, err, ErrDuplicateReference, "first answer HTTP %d", first)
+		assert.Contains(t, err.Error(), "may have created the payment")
+	}
+}
+
+func TestPayAnswerWithoutTransactionIsUnknown(t *testing.T) {
+	for _, body := range []string{`{}`, `null`, `{"status":"PENDING"}`, `{"status":"success","transaction_id":""}`} {
+		t.Run(body, func(t *testing.T) {
+			c, s := setup(t)
+			s.mux.HandleFunc("/pay/", func(w http.ResponseWriter, r *http.Request) { writeJSON(w, 200, body) })
+			p, err := c.Pay(context.Background(), &PayRequest{Amount: 100, Phone: "0780000000", Reference: "order-9"})
+			assert.Nil(t, p)
+			assertOutcomeUnknown(t, err, "order-9")
+		})
+	}
+}
