@@ -3,6 +3,7 @@ package vpay
 import (
 	"context"
 	"fmt"
+	"io"
 	"log/slog"
 	"strings"
 	"sync"
@@ -12,10 +13,16 @@ import (
 	"golang.org/x/sync/singleflight"
 )
 
-// Token is a V-Pay access token. Its String method hides the secrets, so a
-// Token can be logged; use the fields themselves only to send them.
+// Token is a V-Pay access token. Printed with any fmt verb or logged with
+// log/slog, a Token (value or pointer) shows no secret, so it can be logged;
+// use the fields themselves only to send them. encoding/json, on the other
+// hand, carries every field, secrets included, so that a custom TokenStore
+// can persist a Token: keep such JSON where you keep the API key.
 type Token struct {
-	AccessToken  string
+	// AccessToken is sent as "Authorization: Bearer <AccessToken>".
+	AccessToken string
+	// RefreshToken is what /auth/ returned as "refresh"; the SDK does not
+	// use it (the documentation names no refresh endpoint).
 	RefreshToken string
 	// Mode is the environment the server says the token belongs to.
 	Mode Mode
@@ -43,16 +50,27 @@ func (t *Token) RefreshDue(now time.Time) bool {
 	return !now.Before(t.Expiry.Add(-margin))
 }
 
-// String describes t without its secrets.
-func (t *Token) String() string {
-	if t == nil {
-		return "<nil>"
-	}
-	return fmt.Sprintf("vpay.Token{AccessToken: %s, Mode: %q, Expiry: %s}", redact(t.AccessToken), t.Mode, t.Expiry.Format(time.RFC3339))
+// String describes t without its secrets. It has a value receiver so that
+// a Token value, and a struct field of type Token, print safely too.
+func (t Token) String() string {
+	return fmt.Sprintf("vpay.Token{AccessToken: %s, RefreshToken: %s, Mode: %q, Expiry: %s}",
+		redact(t.AccessToken), redact(t.RefreshToken), t.Mode, t.Expiry.Format(time.RFC3339))
 }
 
 // GoString is String, so that %#v hides the secrets too.
-func (t *Token) GoString() string { return t.String() }
+func (t Token) GoString() string { return t.String() }
+
+// Format makes every fmt verb (%s, %v, %+v, %#v, %q, %x, ...) print String.
+func (t Token) Format(f fmt.State, _ rune) { _, _ = io.WriteString(f, t.String()) }
+
+// LogValue makes log/slog, with any handler, log t without its secrets.
+func (t Token) LogValue() slog.Value {
+	return slog.GroupValue(
+		slog.String("access_token", redact(t.AccessToken)),
+		slog.String("mode", string(t.Mode)),
+		slog.Time("expiry", t.Expiry),
+	)
+}
 
 func redact(s string) string {
 	if s == "" {
@@ -96,6 +114,19 @@ type MemoryTokenStore struct {
 func NewMemoryTokenStore() *MemoryTokenStore {
 	return &MemoryTokenStore{fetch: make(chan struct{}, 1)}
 }
+
+// String describes s without the token it holds.
+func (s *MemoryTokenStore) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.tok == nil {
+		return "vpay.MemoryTokenStore{empty}"
+	}
+	return "vpay.MemoryTokenStore{" + s.tok.String() + "}"
+}
+
+// Format makes every fmt verb print String, never the token.
+func (s *MemoryTokenStore) Format(f fmt.State, _ rune) { _, _ = io.WriteString(f, s.String()) }
 
 // Load implements TokenStore.
 func (s *MemoryTokenStore) Load(context.Context) (*Token, error) {

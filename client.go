@@ -146,28 +146,48 @@ func modeFromPrefix(s, family string) Mode {
 
 // parseBaseURL accepts https URLs, and http ones only on a loopback host, so
 // that credentials never cross a network in the clear.
+//
+// Its errors never repeat a password the URL carries.
 func parseBaseURL(raw string) (*url.URL, error) {
 	u, err := url.Parse(raw)
 	if err != nil || u.Host == "" {
-		return nil, fmt.Errorf("vpay: WithBaseURL: %q is not an absolute URL", raw)
+		return nil, fmt.Errorf("vpay: WithBaseURL: %q is not an absolute URL", redactURL(raw))
 	}
 	switch u.Scheme {
 	case "https":
 	case "http":
 		if !isLoopback(u.Hostname()) {
-			return nil, fmt.Errorf("vpay: WithBaseURL: %q is not https; plain http is only allowed on loopback", raw)
+			return nil, fmt.Errorf("vpay: WithBaseURL: %q is not https; plain http is only allowed on loopback", u.Redacted())
 		}
 	default:
-		return nil, fmt.Errorf("vpay: WithBaseURL: %q: scheme must be https", raw)
+		return nil, fmt.Errorf("vpay: WithBaseURL: %q: scheme must be https", u.Redacted())
 	}
 	if u.User != nil || u.RawQuery != "" || u.Fragment != "" {
-		return nil, fmt.Errorf("vpay: WithBaseURL: %q must not carry user info, a query or a fragment", u.Redacted())
+		// Neither echoed: a query can carry a key as well as user info can.
+		return nil, fmt.Errorf("vpay: WithBaseURL: %q must not carry user info, a query or a fragment", u.Scheme+"://"+u.Host+u.Path)
 	}
 	if !strings.HasSuffix(u.Path, "/") {
 		u.Path += "/"
 	}
 	u.RawPath = ""
 	return u, nil
+}
+
+// redactURL masks the user info of a URL that url.Parse could not make
+// sense of: everything before the last "@" of its authority.
+func redactURL(raw string) string {
+	rest, scheme := raw, ""
+	if i := strings.Index(raw, "//"); i >= 0 {
+		scheme, rest = raw[:i+2], raw[i+2:]
+	}
+	authority := rest
+	if i := strings.IndexAny(rest, "/?#"); i >= 0 {
+		authority = rest[:i]
+	}
+	if at := strings.LastIndex(authority, "@"); at >= 0 {
+		return scheme + "xxxxx" + rest[at:]
+	}
+	return raw
 }
 
 func isLoopback(host string) bool {
@@ -193,10 +213,13 @@ func defaultHTTPClient() *http.Client {
 			ResponseHeaderTimeout: DefaultTimeout,
 			TLSClientConfig:       &tls.Config{MinVersion: tls.VersionTLS12},
 		},
-		// A redirect would resend the apiKey header to wherever it points.
-		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
+		CheckRedirect: noRedirect,
 	}
 }
+
+// noRedirect answers a redirect with the redirect itself: following it would
+// resend the apiKey, the token and the body to wherever it points.
+func noRedirect(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
 
 // Mode returns the client's environment: from the credentials' prefixes, or
 // from the first token when they have none ("" until then).

@@ -3,10 +3,12 @@ package vpay
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"fmt"
 	"log/slog"
 	"net/http"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -154,16 +156,81 @@ func TestNoSecretInFormatLogsOrErrors(t *testing.T) {
 }
 
 func TestRedirectNotFollowed(t *testing.T) {
-	var leaked bool
-	target := newRawServer(t, func(w http.ResponseWriter, r *http.Request) { leaked = r.Header.Get("apiKey") != "" })
-	srv := newRawServer(t, func(w http.ResponseWriter, r *http.Request) {
-		http.Redirect(w, r, target+"/stolen", http.StatusFound)
-	})
-	c, err := NewClient(testUser, testKey, WithBaseURL(srv))
+	follows := &http.Client{Timeout: 5 * time.Second} // net/http's default: follow up to 10
+	var mine int
+	counts := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { mine++; return nil }}
+	for name, opts := range map[string][]Option{
+		"default client":               nil,
+		"caller's client that follows": {WithHTTPClient(follows)},
+		"caller's own CheckRedirect":   {WithHTTPClient(counts)},
+	} {
+		t.Run(name, func(t *testing.T) {
+			var leaked atomic.Int64
+			target := newRawServer(t, func(w http.ResponseWriter, r *http.Request) {
+				if r.Header.Get("apiKey") != "" || r.Header.Get("Authorization") != "" {
+					leaked.Add(1)
+				}
+				writeJSON(w, 200, `{"access":"attacker","mode":"sandbox","expires_in":300}`)
+			})
+			srv := newRawServer(t, func(w http.ResponseWriter, r *http.Request) {
+				http.Redirect(w, r, target+"/stolen", http.StatusTemporaryRedirect)
+			})
+			c, err := NewClient(testUser, testKey, append([]Option{WithBaseURL(srv)}, opts...)...)
+			require.NoError(t, err)
+			_, err = c.Token(context.Background())
+			require.Error(t, err, "a redirect's answer is not accepted")
+			assert.Zero(t, leaked.Load(), "the key must not follow a redirect")
+		})
+	}
+	assert.Nil(t, follows.CheckRedirect, "the caller's client is not changed")
+	assert.Zero(t, mine)
+}
+
+func TestTokenPrintsNoSecret(t *testing.T) {
+	tok := Token{AccessToken: "access-1", RefreshToken: "refresh-1", Mode: ModeSandbox, Expiry: time.Unix(1e9, 0)}
+	store := NewMemoryTokenStore()
+	_, err := store.Refresh(context.Background(), nil, func(context.Context) (*Token, error) { return &tok, nil })
 	require.NoError(t, err)
-	_, err = c.Token(context.Background())
-	require.Error(t, err)
-	assert.False(t, leaked, "the key must not follow a redirect")
+	type order struct {
+		ID    string
+		Token Token
+		Ptr   *Token
+	}
+	var out strings.Builder
+	for _, v := range []any{tok, &tok, order{"o1", tok, &tok}, &order{"o1", tok, &tok}, store} {
+		for _, verb := range []string{"%v", "%+v", "%#v", "%s", "%q", "%x"} {
+			fmt.Fprintf(&out, verb+"\n", v)
+		}
+	}
+	for _, h := range []slog.Handler{
+		slog.NewTextHandler(&out, nil), slog.NewJSONHandler(&out, nil),
+	} {
+		slog.New(h).Info("token", "tok", tok, "ptr", &tok, slog.Any("store", store))
+	}
+	assertNoSecret(t, out.String())
+	assert.Contains(t, out.String(), "sandbox", "what is safe to print still is")
+
+	b, err := json.Marshal(tok)
+	require.NoError(t, err)
+	var back Token
+	require.NoError(t, json.Unmarshal(b, &back))
+	assert.Equal(t, tok.AccessToken, back.AccessToken, "JSON keeps the token, for TokenStores that persist it")
+	assert.Equal(t, tok.RefreshToken, back.RefreshToken)
+}
+
+func TestBaseURLErrorHidesPassword(t *testing.T) {
+	for _, raw := range []string{
+		"http://merchant:hunter2@vonsung.rw/api/",
+		"ftp://merchant:hunter2@127.0.0.1/",
+		"https://merchant:hunter2@127.0.0.1/api/",
+		"merchant:hunter2@vonsung.rw",
+		"https://merchant:hunter2@vonsung.rw:bad/api/",
+		"https://vonsung.rw/api/?key=hunter2",
+	} {
+		_, err := NewClient(testUser, testKey, WithBaseURL(raw))
+		require.Error(t, err, raw)
+		assert.NotContains(t, err.Error(), "hunter2", raw)
+	}
 }
 
 func TestUserAgent(t *testing.T) {

@@ -50,14 +50,20 @@ func WithBaseURL(u string) Option {
 	}
 }
 
-// WithHTTPClient makes the client send its requests through hc. Give hc a
-// Timeout (or every call a ctx deadline): a client without one can hang.
+// WithHTTPClient makes the client send its requests through a copy of hc
+// (its Transport, Timeout and Jar). The copy never follows a redirect,
+// whatever hc's CheckRedirect says: a redirect would carry the apiKey, the
+// token and the payment to another server. hc itself is not changed. Give
+// hc a Timeout (or every call a ctx deadline): a client without one can
+// hang.
 func WithHTTPClient(hc *http.Client) Option {
 	return func(c *config) error {
 		if hc == nil {
 			return errors.New("vpay: WithHTTPClient: nil *http.Client")
 		}
-		c.httpClient = hc
+		cp := *hc
+		cp.CheckRedirect = noRedirect
+		c.httpClient = &cp
 		return nil
 	}
 }
