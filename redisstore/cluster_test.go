@@ -13,6 +13,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/vonsung/vpay-go"
+	"github.com/vonsung/vpay-go/webhook"
 )
 
 // startCluster starts a three-master Redis Cluster on loopback ports.
@@ -83,11 +84,11 @@ func TestOnCluster(t *testing.T) {
 		assert.Greater(t, w, 15*time.Second, "%s: the other replica sees the spent window", ns)
 
 		d1, d2 := NewDeduper(newClient(), time.Hour, opt), NewDeduper(newClient(), time.Hour, opt)
-		ok, err := d1.Claim(ctx, "VP1:successful")
+		ok, err := d1.Claim(ctx, "VP1:successful", "a", time.Minute)
 		require.NoError(t, err)
-		assert.True(t, ok)
-		ok, err = d2.Claim(ctx, "VP1:successful")
+		assert.Equal(t, webhook.Claimed, ok)
+		ok, err = d2.Claim(ctx, "VP1:successful", "b", time.Minute)
 		require.NoError(t, err)
-		assert.False(t, ok)
+		assert.Equal(t, webhook.InProgress, ok)
 	}
 }

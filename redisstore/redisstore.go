@@ -110,6 +110,14 @@ func (h *health) result(err error) (fallback bool) {
 	return true
 }
 
+// outagePrefixes are the Redis error replies that mean "this Redis cannot
+// serve the store now", not "your command is wrong": a replica promoted
+// back to read-only in a failover (READONLY), a server loading its data
+// (LOADING), a replica cut from its primary (MASTERDOWN), a full memory
+// (OOM), a script hogging the server (BUSY), a cluster re-sharding or
+// without quorum (CLUSTERDOWN, TRYAGAIN).
+var outagePrefixes = []string{"READONLY", "LOADING", "MASTERDOWN", "OOM", "BUSY ", "CLUSTERDOWN", "TRYAGAIN"}
+
 func isOutage(err error) bool {
 	var ne net.Error
 	var oe *net.OpError
@@ -119,8 +127,14 @@ func isOutage(err error) bool {
 	case errors.Is(err, context.DeadlineExceeded), errors.Is(err, redis.ErrClosed):
 		return true
 	}
+	for _, p := range outagePrefixes {
+		if redis.HasErrorPrefix(err, p) {
+			return true
+		}
+	}
+	// Connection failures that reach us as plain errors.
 	msg := err.Error()
-	for _, s := range []string{"connection refused", "EOF", "broken pipe", "connection reset", "i/o timeout", "LOADING", "CLUSTERDOWN", "MASTERDOWN"} {
+	for _, s := range []string{"connection refused", "EOF", "broken pipe", "connection reset", "i/o timeout"} {
 		if strings.Contains(msg, s) {
 			return true
 		}

@@ -14,6 +14,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/vonsung/vpay-go"
+	"github.com/vonsung/vpay-go/webhook"
 )
 
 // TestOnSentinel runs the stores through a Sentinel-managed failover
@@ -47,8 +48,8 @@ func TestOnSentinel(t *testing.T) {
 	assert.Equal(t, "via-sentinel", got.AccessToken)
 
 	d1, d2 := NewDeduper(newClient(), time.Hour, opt), NewDeduper(newClient(), time.Hour, opt)
-	ok, _ := d1.Claim(ctx, "VP1:successful")
-	assert.True(t, ok)
-	ok, _ = d2.Claim(ctx, "VP1:successful")
-	assert.False(t, ok)
+	ok, _ := d1.Claim(ctx, "VP1:successful", "a", time.Minute)
+	assert.Equal(t, webhook.Claimed, ok)
+	ok, _ = d2.Claim(ctx, "VP1:successful", "b", time.Minute)
+	assert.Equal(t, webhook.InProgress, ok)
 }

@@ -4,15 +4,18 @@ import (
 	"bytes"
 	"context"
 	"log/slog"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/redis/go-redis/v9"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
 	"github.com/vonsung/vpay-go"
+	"github.com/vonsung/vpay-go/webhook"
 )
 
 func newToken(access string, life time.Duration) *vpay.Token {
@@ -166,15 +169,43 @@ func TestDeduperShared(t *testing.T) {
 	opt := ns(t)
 	a, b := NewDeduper(r.Client(), time.Hour, opt), NewDeduper(r.Client(), time.Hour, opt)
 	ctx := context.Background()
-	ok, err := a.Claim(ctx, "VP1:successful")
+	const key = "VP1:successful"
+	st, err := a.Claim(ctx, key, "a", time.Minute)
 	require.NoError(t, err)
-	assert.True(t, ok)
-	ok, err = b.Claim(ctx, "VP1:successful")
+	assert.Equal(t, webhook.Claimed, st)
+	st, err = b.Claim(ctx, key, "b", time.Minute)
 	require.NoError(t, err)
-	assert.False(t, ok, "the other replica skips it")
-	require.NoError(t, a.Release(ctx, "VP1:successful"))
-	ok, _ = b.Claim(ctx, "VP1:successful")
-	assert.True(t, ok, "released after a failure: the redelivery is processed")
+	assert.Equal(t, webhook.InProgress, st, "the other replica must not acknowledge it yet")
+	assert.ErrorIs(t, b.Extend(ctx, key, "b", time.Minute), webhook.ErrLeaseLost)
+	require.NoError(t, a.Extend(ctx, key, "a", time.Minute))
+
+	require.NoError(t, b.Release(ctx, key, "b"), "a Release by a non-owner is a no-op")
+	st, _ = b.Claim(ctx, key, "b", time.Minute)
+	assert.Equal(t, webhook.InProgress, st)
+	require.NoError(t, a.Release(ctx, key, "a"))
+	st, _ = b.Claim(ctx, key, "b", time.Minute)
+	assert.Equal(t, webhook.Claimed, st, "released after a failure: the redelivery is processed")
+	require.NoError(t, b.Complete(ctx, key, "b"))
+	st, _ = a.Claim(ctx, key, "a", time.Minute)
+	assert.Equal(t, webhook.Done, st)
+	ttl, err := r.Client().PTTL(ctx, a.key(key)).Result()
+	require.NoError(t, err)
+	assert.Greater(t, ttl, 59*time.Minute, "done lives for the TTL, not the lease")
+}
+
+func TestDeduperLeaseOfACrashedReplicaExpires(t *testing.T) {
+	r := useRedis(t)
+	opt := ns(t)
+	a, b := NewDeduper(r.Client(), time.Hour, opt), NewDeduper(r.Client(), time.Hour, opt)
+	ctx := context.Background()
+	st, err := a.Claim(ctx, "VP2:successful", "a", time.Millisecond)
+	require.NoError(t, err)
+	require.Equal(t, webhook.Claimed, st)
+	// a crashed: it never renews. Redis expires the lease itself.
+	require.Eventually(t, func() bool {
+		st, err := b.Claim(ctx, "VP2:successful", "b", time.Minute)
+		return err == nil && st == webhook.Claimed
+	}, 5*time.Second, time.Millisecond)
 }
 
 func TestFallbackWhileRedisIsDown(t *testing.T) {
@@ -199,11 +230,11 @@ func TestFallbackWhileRedisIsDown(t *testing.T) {
 	assert.Equal(t, 1, fetches, "the in-process store keeps the token")
 	_, err := l.Reserve(ctx, time.Minute)
 	require.NoError(t, err)
-	ok, err := d.Claim(ctx, "VP9:successful")
+	st, err := d.Claim(ctx, "VP9:successful", "a", time.Minute)
 	require.NoError(t, err)
-	assert.True(t, ok)
-	ok, _ = d.Claim(ctx, "VP9:successful")
-	assert.False(t, ok, "the in-process deduper still de-duplicates")
+	assert.Equal(t, webhook.Claimed, st)
+	st, _ = d.Claim(ctx, "VP9:successful", "b", time.Minute)
+	assert.Equal(t, webhook.InProgress, st, "the in-process deduper still de-duplicates")
 	assert.Equal(t, 1, bytes.Count(logs.Bytes(), []byte(`store=token`)), "logged once, not per call")
 
 	r.Start()
@@ -216,4 +247,66 @@ func TestFallbackWhileRedisIsDown(t *testing.T) {
 	require.NotNil(t, cur, "back in Redis once it returned")
 	assert.Equal(t, "shared", cur.AccessToken)
 	assert.Contains(t, logs.String(), "Redis is back")
+}
+
+// replyError is a Redis error reply, as go-redis returns one.
+type replyError string
+
+func (e replyError) Error() string { return string(e) }
+func (replyError) RedisError()     {}
+
+func TestServerRepliesThatMeanAnOutage(t *testing.T) {
+	for reply, want := range map[string]bool{
+		"READONLY You can't write against a read only replica.":                                    true,
+		"LOADING Redis is loading the dataset in memory":                                           true,
+		"MASTERDOWN Link with MASTER is down and replica-serve-stale-data is set to 'no'.":         true,
+		"OOM command not allowed when used memory > 'maxmemory'.":                                  true,
+		"BUSY Redis is busy running a script. You can only call SCRIPT KILL or SHUTDOWN NOSCRIPT.": true,
+		"CLUSTERDOWN The cluster is down":                                                          true,
+		"TRYAGAIN Multiple keys request during rehashing of slot":                                  true,
+		"WRONGTYPE Operation against a key holding the wrong kind of value":                        false,
+		"NOSCRIPT No matching script. Please use EVAL.":                                            false,
+		"ERR Error running script":                                                                 false,
+	} {
+		assert.Equal(t, want, isOutage(replyError(reply)), reply)
+	}
+}
+
+func TestReadOnlyOrFullRedisFallsBack(t *testing.T) {
+	for name, breakIt := range map[string]func(ctx context.Context, c *redis.Client) error{
+		// A failover that turns this Redis into the replica of a primary
+		// that is gone: reads work, every write is READONLY.
+		"read-only replica": func(ctx context.Context, c *redis.Client) error {
+			return c.SlaveOf(ctx, "127.0.0.1", strconv.Itoa(freePort(t))).Err()
+		},
+		// maxmemory reached with noeviction: every write is OOM.
+		"out of memory": func(ctx context.Context, c *redis.Client) error {
+			if err := c.ConfigSet(ctx, "maxmemory-policy", "noeviction").Err(); err != nil {
+				return err
+			}
+			return c.ConfigSet(ctx, "maxmemory", "1").Err()
+		},
+	} {
+		t.Run(name, func(t *testing.T) {
+			r := startRedis(t)
+			ctx := context.Background()
+			var logs bytes.Buffer
+			opt := ns(t)
+			logger := WithLogger(slog.New(slog.NewTextHandler(&logs, nil)))
+			s := NewTokenStore(r.Client(), opt, logger)
+			l := NewLimiter(r.Client(), vpay.PlanGrowth, opt, logger)
+			d := NewDeduper(r.Client(), time.Hour, opt, logger)
+			require.NoError(t, breakIt(ctx, r.Client()))
+
+			tok, err := s.Refresh(ctx, nil, func(context.Context) (*vpay.Token, error) { return newToken("local", time.Minute), nil })
+			require.NoError(t, err, "the token store falls back")
+			assert.Equal(t, "local", tok.AccessToken)
+			_, err = l.Reserve(ctx, time.Minute)
+			require.NoError(t, err, "the limiter falls back")
+			st, err := d.Claim(ctx, "VP1:successful", "a", time.Minute)
+			require.NoError(t, err, "the deduper falls back")
+			assert.Equal(t, webhook.Claimed, st)
+			assert.Contains(t, logs.String(), "using the in-process fallback")
+		})
+	}
 }

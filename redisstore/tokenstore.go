@@ -93,6 +93,11 @@ func (s *TokenStore) Refresh(ctx context.Context, stale *vpay.Token, fetch func(
 		if s.h.result(err) {
 			return s.local.Refresh(ctx, stale, fetch)
 		}
+		if err != nil {
+			// An answer that is no outage (a wrong type, an ACL): waiting
+			// for a lock nobody holds would only spin until ctx ends.
+			return nil, err
+		}
 		if won {
 			return s.fetchAndStore(ctx, stale, owner, fetch)
 		}

@@ -3,11 +3,15 @@ package webhook
 import (
 	"bytes"
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
 	"log/slog"
+	"math"
 	"net/http"
+	"strconv"
 	"sync"
 	"time"
 
@@ -26,16 +30,64 @@ const DefaultDedupeTTL = 24 * time.Hour
 // event reaches the handler's function once. The signature has no
 // timestamp, so this is also the protection against replayed requests.
 //
+// An event goes through two states: in progress, held by one delivery
+// (its owner) under a lease that the handler renews while fn runs, and
+// done, remembered for the Deduper's TTL. The lease is what lets a
+// redelivery tell "being processed right now" (answer non-2xx: the first
+// delivery may still fail) from "processed" (answer 200), and what frees
+// the event when the process holding it crashed.
+//
 // Implementations must be safe for concurrent use.
 type Deduper interface {
-	// Claim records key and returns true if it was not already recorded:
-	// the caller processes the event. false means a delivery of the same
-	// event was, or is being, processed.
-	Claim(ctx context.Context, key string) (bool, error)
-	// Release forgets key after processing failed, so that the next
-	// delivery is processed.
-	Release(ctx context.Context, key string) error
+	// Claim takes key for owner for lease, unless the event is done
+	// (Done) or another owner holds a lease that has not expired
+	// (InProgress). An expired lease is taken over.
+	Claim(ctx context.Context, key, owner string, lease time.Duration) (ClaimState, error)
+	// Extend renews owner's lease on key for another lease from now. It
+	// returns ErrLeaseLost when owner no longer holds key.
+	Extend(ctx context.Context, key, owner string, lease time.Duration) error
+	// Complete records key as done, whoever holds it: the event was
+	// processed.
+	Complete(ctx context.Context, key, owner string) error
+	// Release drops owner's claim after processing failed, so that the
+	// next delivery is processed. A claim owner no longer holds is left
+	// alone.
+	Release(ctx context.Context, key, owner string) error
 }
+
+// ClaimState is what Deduper.Claim found.
+type ClaimState int
+
+// The states of Claim.
+const (
+	// Claimed: the caller now holds the event; it processes it, then
+	// calls Complete or Release.
+	Claimed ClaimState = iota + 1
+	// InProgress: another delivery holds a live lease on the event.
+	InProgress
+	// Done: the event was processed.
+	Done
+)
+
+func (s ClaimState) String() string {
+	switch s {
+	case Claimed:
+		return "claimed"
+	case InProgress:
+		return "in progress"
+	case Done:
+		return "done"
+	}
+	return fmt.Sprintf("ClaimState(%d)", int(s))
+}
+
+// ErrLeaseLost is returned by Deduper.Extend when the owner no longer holds
+// the event.
+var ErrLeaseLost = errors.New("webhook: lease lost")
+
+// DefaultTimeout is how long Handler gives fn by default: fn's ctx ends
+// after it, and it is the lease a delivery holds on its event.
+const DefaultTimeout = 30 * time.Second
 
 // Option configures Handler.
 type Option func(*handler)
@@ -71,6 +123,18 @@ func WithDeduper(d Deduper) Option {
 	}
 }
 
+// WithTimeout sets the handler's time limit (default DefaultTimeout): fn's
+// ctx ends after d, and d is the lease a delivery holds on its event,
+// renewed while fn runs. A process that crashes mid-event frees it after d;
+// a redelivery that arrives before is answered 409 with Retry-After.
+func WithTimeout(d time.Duration) Option {
+	return func(h *handler) {
+		if d > 0 {
+			h.timeout = d
+		}
+	}
+}
+
 // WithLogger logs refused deliveries and failures of fn (never the secret).
 func WithLogger(l *slog.Logger) Option {
 	return func(h *handler) {
@@ -84,25 +148,51 @@ type handler struct {
 	secrets []string
 	fn      func(context.Context, *vpay.Event) error
 	maxBody int64
+	timeout time.Duration
 	dedupe  Deduper
 	log     *slog.Logger
 }
 
+// String describes the handler without its secrets.
+func (h *handler) String() string {
+	return fmt.Sprintf("webhook.Handler{secrets: %d, maxBody: %d, timeout: %s}", len(h.secrets), h.maxBody, h.timeout)
+}
+
+// Format makes every fmt verb print String, never a secret.
+func (h *handler) Format(f fmt.State, _ rune) { _, _ = io.WriteString(f, h.String()) }
+
 // Handler returns an http.Handler for V-Pay's webhooks. It reads the body
 // once under a cap (413 past it), verifies X-VPay-Signature against secret
-// (401 when missing or wrong), parses the event (400 when it cannot), skips
-// an event already processed (200), and calls fn with the request's context:
-// 500 when fn returns an error, so that V-Pay delivers again, 200 otherwise.
-// Answers carry no detail.
+// (401 when missing or wrong), parses the event (400 when it cannot), and
+// claims the event in the Deduper: an event already processed gets 200 at
+// once, one that another delivery is processing right now gets 409 with
+// Retry-After (the first may still fail, so V-Pay must come back). Then it
+// calls fn with the request's context, limited by WithTimeout: 500 when fn
+// returns an error, so that V-Pay delivers again, 200 otherwise. If fn
+// panics, the event is released before the panic goes on, so the next
+// delivery is processed. Answers carry no detail.
+//
+// Handler panics when no usable secret is given (secret empty and no
+// non-empty WithSecrets), as http.Handle does for a nil handler: such an
+// endpoint could only refuse every event, and V-Pay would redeliver forever.
 func Handler(secret string, fn func(context.Context, *vpay.Event) error, opts ...Option) http.Handler {
+	if fn == nil {
+		panic("webhook: Handler: nil fn")
+	}
 	h := &handler{
-		secrets: []string{secret},
 		fn:      fn,
 		maxBody: DefaultMaxBodyBytes,
+		timeout: DefaultTimeout,
 		log:     slog.New(slog.DiscardHandler),
+	}
+	if secret != "" {
+		h.secrets = append(h.secrets, secret)
 	}
 	for _, o := range opts {
 		o(h)
+	}
+	if len(h.secrets) == 0 {
+		panic("webhook: Handler: empty webhook secret (is VPAY_WEBHOOK_SECRET set?); an endpoint without one can verify nothing")
 	}
 	if h.dedupe == nil {
 		h.dedupe = NewMemoryDeduper(DefaultDedupeTTL)
@@ -130,10 +220,6 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	if err := verifyAny(body, r.Header.Get(SignatureHeader), h.secrets); err != nil {
 		h.log.WarnContext(ctx, "vpay webhook: refused", slog.String("reason", err.Error()))
-		if errors.Is(err, ErrNoSecret) {
-			http.Error(w, "internal error", http.StatusInternalServerError)
-			return
-		}
 		http.Error(w, "unauthorized", http.StatusUnauthorized)
 		return
 	}
@@ -143,28 +229,84 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "bad request", http.StatusBadRequest)
 		return
 	}
-	key := DedupeKey(ev)
-	fresh, err := h.dedupe.Claim(ctx, key)
+	key, owner := DedupeKey(ev), newOwner()
+	state, err := h.dedupe.Claim(ctx, key, owner, h.timeout)
 	if err != nil {
 		// Better twice than never: the store is down, process anyway.
 		h.log.WarnContext(ctx, "vpay webhook: deduper failed; processing anyway", slog.String("error", err.Error()))
-		fresh = true
+		state = Claimed
 	}
-	if !fresh {
+	switch state {
+	case Done:
 		h.log.DebugContext(ctx, "vpay webhook: duplicate delivery", slog.String("key", key))
 		w.WriteHeader(http.StatusOK)
 		return
+	case InProgress:
+		h.log.DebugContext(ctx, "vpay webhook: delivery of an event in progress; asking for a later one", slog.String("key", key))
+		w.Header().Set("Retry-After", strconv.Itoa(int(math.Ceil(h.timeout.Seconds()))))
+		http.Error(w, "in progress", http.StatusConflict)
+		return
 	}
-	if err := h.fn(ctx, ev); err != nil {
-		if rerr := h.dedupe.Release(context.WithoutCancel(ctx), key); rerr != nil {
-			h.log.WarnContext(ctx, "vpay webhook: cannot release event", slog.String("error", rerr.Error()))
-		}
+	if err := h.process(ctx, ev, key, owner); err != nil {
 		h.log.ErrorContext(ctx, "vpay webhook: handler failed; V-Pay will deliver again",
 			slog.String("transaction_id", ev.Transaction.TransactionID), slog.String("error", err.Error()))
 		http.Error(w, "internal error", http.StatusInternalServerError)
 		return
 	}
 	w.WriteHeader(http.StatusOK)
+}
+
+// process runs fn on a claimed event under the handler's time limit,
+// renewing the lease while fn runs (even past the limit, if fn ignores its
+// ctx: a slow fn must never run twice), and settles the claim: Complete
+// after success, Release after a failure or a panic.
+func (h *handler) process(ctx context.Context, ev *vpay.Event, key, owner string) (err error) {
+	bg := context.WithoutCancel(ctx) // settling must survive the request's end
+	stop := make(chan struct{})
+	renewed := make(chan struct{})
+	go func() {
+		defer close(renewed)
+		t := time.NewTicker(h.timeout / 3)
+		defer t.Stop()
+		for {
+			select {
+			case <-stop:
+				return
+			case <-t.C:
+				if err := h.dedupe.Extend(bg, key, owner, h.timeout); err != nil {
+					h.log.WarnContext(ctx, "vpay webhook: cannot renew the lease on an event in progress",
+						slog.String("key", key), slog.String("error", err.Error()))
+				}
+			}
+		}
+	}()
+	succeeded := false
+	defer func() {
+		close(stop)
+		<-renewed
+		settle, what := h.dedupe.Release, "release"
+		if succeeded {
+			settle, what = h.dedupe.Complete, "complete"
+		}
+		// On a panic this runs before the panic goes on up the stack.
+		if serr := settle(bg, key, owner); serr != nil {
+			h.log.WarnContext(ctx, "vpay webhook: cannot "+what+" event", slog.String("key", key), slog.String("error", serr.Error()))
+		}
+	}()
+	fctx, cancel := context.WithTimeout(ctx, h.timeout)
+	defer cancel()
+	if err := h.fn(fctx, ev); err != nil {
+		return err
+	}
+	succeeded = true
+	return nil
+}
+
+// newOwner returns a random id for one delivery's claim.
+func newOwner() string {
+	var b [12]byte
+	_, _ = rand.Read(b[:])
+	return hex.EncodeToString(b[:])
 }
 
 // DedupeKey identifies an event for de-duplication: the same transaction in
@@ -203,44 +345,78 @@ type MemoryDeduper struct {
 	now func() time.Time
 
 	mu    sync.Mutex
-	seen  map[string]time.Time // key -> expiry
+	seen  map[string]claim
 	sweep time.Time
 }
 
-// NewMemoryDeduper returns a Deduper that remembers keys for ttl.
+type claim struct {
+	owner string    // "" once done
+	until time.Time // end of the lease, or of the TTL once done
+}
+
+// NewMemoryDeduper returns a Deduper that remembers a processed event for
+// ttl (DefaultDedupeTTL when ttl is not positive).
 func NewMemoryDeduper(ttl time.Duration) *MemoryDeduper {
 	if ttl <= 0 {
 		ttl = DefaultDedupeTTL
 	}
-	return &MemoryDeduper{ttl: ttl, now: time.Now, seen: make(map[string]time.Time)}
+	return &MemoryDeduper{ttl: ttl, now: time.Now, seen: make(map[string]claim)}
 }
 
 // Claim implements Deduper.
-func (d *MemoryDeduper) Claim(_ context.Context, key string) (bool, error) {
+func (d *MemoryDeduper) Claim(_ context.Context, key, owner string, lease time.Duration) (ClaimState, error) {
 	now := d.now()
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	if now.After(d.sweep) {
 		// Drop expired keys now and then, so memory follows the traffic of
 		// one TTL, not of the process's life.
-		for k, exp := range d.seen {
-			if now.After(exp) {
+		for k, c := range d.seen {
+			if !now.Before(c.until) {
 				delete(d.seen, k)
 			}
 		}
 		d.sweep = now.Add(d.ttl / 10)
 	}
-	if exp, ok := d.seen[key]; ok && now.Before(exp) {
-		return false, nil
+	if c, ok := d.seen[key]; ok && now.Before(c.until) {
+		if c.owner == "" {
+			return Done, nil
+		}
+		return InProgress, nil
 	}
-	d.seen[key] = now.Add(d.ttl)
-	return true, nil
+	d.seen[key] = claim{owner: owner, until: now.Add(lease)}
+	return Claimed, nil
+}
+
+// Extend implements Deduper.
+func (d *MemoryDeduper) Extend(_ context.Context, key, owner string, lease time.Duration) error {
+	now := d.now()
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	c, ok := d.seen[key]
+	if !ok || c.owner != owner {
+		return ErrLeaseLost
+	}
+	c.until = now.Add(lease)
+	d.seen[key] = c
+	return nil
+}
+
+// Complete implements Deduper.
+func (d *MemoryDeduper) Complete(_ context.Context, key, _ string) error {
+	now := d.now()
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.seen[key] = claim{until: now.Add(d.ttl)}
+	return nil
 }
 
 // Release implements Deduper.
-func (d *MemoryDeduper) Release(_ context.Context, key string) error {
+func (d *MemoryDeduper) Release(_ context.Context, key, owner string) error {
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	delete(d.seen, key)
+	if c, ok := d.seen[key]; ok && c.owner == owner && owner != "" {
+		delete(d.seen, key)
+	}
 	return nil
 }
