@@ -10,6 +10,7 @@ import (
 	"net/url"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"golang.org/x/sync/singleflight"
@@ -49,6 +50,8 @@ type Client struct {
 	mu   sync.Mutex
 	mode Mode
 	rl   RateLimit
+
+	headerIssues atomic.Uint32 // the headerIssue kinds already logged
 }
 
 // NewClient returns a client for the API user and key from the V-Pay
@@ -126,7 +129,7 @@ func NewClient(apiUser, apiKey string, opts ...Option) (*Client, error) {
 		c.logger = slog.New(slog.DiscardHandler)
 	}
 	if c.limiter == nil {
-		c.limiter = newLocalLimiter(cfg.plan, c.clock)
+		c.limiter = newLocalLimiter(cfg.plan, cfg.planSet, c.clock)
 	}
 	if c.store == nil {
 		c.store = NewMemoryTokenStore()

@@ -20,6 +20,7 @@ type config struct {
 	userAgent  string
 	maxRetries int
 	plan       Plan
+	planSet    bool // WithPlan was given: the merchant declared the plan
 	maxWait    time.Duration
 	limiter    Limiter
 	store      TokenStore
@@ -107,15 +108,17 @@ func WithMaxRetries(n int) Option {
 
 // WithPlan sets the API key's plan, which seeds the default Limiter: its
 // PerMinute paces a client that has seen no rate-limit header yet (the
-// headers then decide), and its PerDay, when set, is a daily cap the client
-// enforces itself. Without WithPlan the client paces at Starter's 20 a
-// minute until the first header and applies no daily cap.
+// headers then decide; a server that sends none is paced by the plan for
+// good), and its PerDay, when set, is a daily cap the client enforces
+// itself. Without WithPlan the client paces at Starter's 20 a minute until
+// the first response; if that has no rate-limit header, it stops pacing and
+// relies on 429s. It applies no daily cap.
 func WithPlan(p Plan) Option {
 	return func(c *config) error {
 		if err := p.validate(); err != nil {
 			return err
 		}
-		c.plan = p
+		c.plan, c.planSet = p, true
 		return nil
 	}
 }

@@ -85,7 +85,7 @@ type Limiter interface {
 // Limit that changes (a plan upgrade) rescales the bucket; a Remaining lower
 // than the limiter's own count (another process using the key) lowers it.
 func NewLimiter(plan Plan) Limiter {
-	return newLocalLimiter(plan, realClock{})
+	return newLocalLimiter(plan, true, realClock{})
 }
 
 type localLimiter struct {
@@ -103,9 +103,26 @@ type localLimiter struct {
 	perDay    int
 	day       time.Time // start of the UTC day counted in dayCount
 	dayCount  int
+	// planned: the merchant declared the plan, so its pace holds even
+	// against a server that sends no rate-limit headers. headerless: a
+	// response came without them.
+	planned, headerless bool
+	// While the server has announced a spent window that ends more than a
+	// minute away, one request may go at probeAt, to learn whether the
+	// announcement still stands; the interval doubles up to maxProbeEvery.
+	// probeEvery is 0 when no such window is in force.
+	probeAt    time.Time
+	probeEvery time.Duration
 }
 
-func newLocalLimiter(plan Plan, c clock) *localLimiter {
+// Probing a window announced to be spent: the first probe a minute after
+// the announcement, then at doubling intervals up to an hour.
+const (
+	firstProbe    = time.Minute
+	maxProbeEvery = time.Hour
+)
+
+func newLocalLimiter(plan Plan, planned bool, c clock) *localLimiter {
 	perSec := float64(plan.PerMinute) / 60
 	// The burst is one second's worth: enough for a cold client to start at
 	// once, small enough that it cannot overrun a window before the first
@@ -116,6 +133,7 @@ func newLocalLimiter(plan Plan, c clock) *localLimiter {
 		bucket:    rate.NewLimiter(rate.Limit(perSec), max(burst, 1)),
 		perDay:    plan.PerDay,
 		windowLen: time.Minute,
+		planned:   planned,
 	}
 }
 
@@ -132,6 +150,7 @@ func (l *localLimiter) Reserve(_ context.Context, maxWait time.Duration) (time.D
 			end = end.Add(l.windowLen)
 		}
 		l.remaining, l.windowEnd, l.estimated = l.limit, end, true
+		l.probeEvery = 0
 		if l.limit == 0 {
 			// A 429 without a Limit: we know when it ended, not what the
 			// next window holds, so nothing is counted until a header says.
@@ -147,6 +166,14 @@ func (l *localLimiter) Reserve(_ context.Context, maxWait time.Duration) (time.D
 	if !l.windowEnd.IsZero() && l.remaining <= 0 {
 		wait := l.windowEnd.Sub(now)
 		if wait > maxWait {
+			if l.probeEvery > 0 && !now.Before(l.probeAt) {
+				// A wrong announcement must cost at most a minute: one
+				// request goes, and its answer confirms or replaces it.
+				l.probeEvery = min(2*l.probeEvery, maxProbeEvery)
+				l.probeAt = now.Add(l.probeEvery)
+				l.dayCount++
+				return 0, nil
+			}
 			return 0, l.refuse(l.windowEnd, now, "window of %d requests spent", l.limit)
 		}
 		if l.estimated {
@@ -160,6 +187,12 @@ func (l *localLimiter) Reserve(_ context.Context, maxWait time.Duration) (time.D
 		// The server's window is known: it alone decides.
 		l.remaining--
 		l.dayCount++
+		return 0, nil
+	}
+	if l.headerless && !l.planned {
+		// The server (or a proxy) sends no headers and the merchant named
+		// no plan: pacing at a guessed plan would throttle a Growth key to
+		// Starter's pace forever. 429s will say when to stop.
 		return 0, nil
 	}
 	// No window known yet (a cold client): pace at the plan's rate until
@@ -194,12 +227,14 @@ func (l *localLimiter) refuse(reset, now time.Time, format string, args ...any) 
 }
 
 func (l *localLimiter) Observe(_ context.Context, rl RateLimit, throttled bool) {
-	if rl.IsZero() {
-		return
-	}
 	now := l.clock.Now()
 	l.mu.Lock()
 	defer l.mu.Unlock()
+	defer l.armProbe(now)
+	if rl.IsZero() {
+		l.headerless = l.headerless || !throttled
+		return
+	}
 	if rl.Limit > 0 && l.limit > 0 && rl.Limit != l.limit {
 		// The key's plan changed: scale the pace by the same factor.
 		f := float64(rl.Limit) / float64(l.limit)
@@ -217,6 +252,16 @@ func (l *localLimiter) Observe(_ context.Context, rl RateLimit, throttled bool) 
 		// and whenever we thought the window ended.
 		l.remaining, l.blind = 0, 0
 		l.windowEnd, l.estimated = rl.Reset, false
+		return
+	}
+	if l.probeEvery > 0 {
+		// A normal answer while a spent window was announced: the server's
+		// word now replaces the announcement, whatever it said before.
+		l.remaining, l.windowEnd, l.estimated, l.lastReset = rl.Remaining, rl.Reset, false, rl.Reset
+		l.blind = 0
+		if rl.Remaining > 0 {
+			l.probeEvery = 0
+		}
 		return
 	}
 	if !l.lastReset.IsZero() && rl.Reset.After(l.lastReset) {
@@ -246,64 +291,151 @@ func (l *localLimiter) Observe(_ context.Context, rl RateLimit, throttled bool) 
 	}
 }
 
+// armProbe starts probing when the state says the window is spent until
+// more than a minute from now: only the server said so, and a wrong
+// announcement must not stop the client for longer.
+func (l *localLimiter) armProbe(now time.Time) {
+	if l.probeEvery == 0 && !l.windowEnd.IsZero() && l.remaining <= 0 && !l.estimated && l.windowEnd.Sub(now) > firstProbe {
+		l.probeEvery, l.probeAt = firstProbe, now.Add(firstProbe)
+	}
+}
+
+// maxAnnounced is the furthest ahead a response may move the client's
+// rate-limit state: the longest documented window, a day. A Reset or a
+// Retry-After further out (a bug, a proxy, an attacker) is clamped to it,
+// so that no single response can stop a client for good.
+const maxAnnounced = 24 * time.Hour
+
+// resetMillisAfter is the X-RateLimit-Reset above which the value is read as
+// milliseconds since the epoch: as seconds it would be after the year 5000.
+const resetMillisAfter = 95617584000
+
+// headerIssue is a set of things wrong with a response's rate-limit
+// headers, each logged once per client.
+type headerIssue uint32
+
+const (
+	issueResetTooFar headerIssue = 1 << iota
+	issueRetryAfterTooFar
+	issueDateTooFar
+	issueBadValue
+	issueNoHeaders
+)
+
+func (i headerIssue) String() string {
+	switch i {
+	case issueResetTooFar:
+		return "X-RateLimit-Reset more than a day ahead; read as a day"
+	case issueRetryAfterTooFar:
+		return "Retry-After more than a day ahead; read as a day"
+	case issueDateTooFar:
+		return "Date more than a day away from the local clock; ignored for the clock-skew correction"
+	case issueBadValue:
+		return "a rate-limit header that is negative or not a number; ignored"
+	case issueNoHeaders:
+		return "the server sends no X-RateLimit-* headers; relying on 429s (and WithPlan, if set)"
+	}
+	return "rate-limit header issue"
+}
+
 // parseRateLimit reads the X-RateLimit-* headers. now is the local time the
 // response arrived; when the response's Date disagrees with it by more than
-// Date's one-second resolution, Reset is moved onto the local clock.
-func parseRateLimit(h http.Header, now time.Time) (RateLimit, bool) {
-	limit, okL := headerInt(h, "X-RateLimit-Limit")
-	remaining, okR := headerInt(h, "X-RateLimit-Remaining")
-	resetUnix, okT := headerInt(h, "X-RateLimit-Reset")
+// Date's one-second resolution (and less than a day), Reset is moved onto
+// the local clock. A Reset in milliseconds is read as such, one more than a
+// day ahead is clamped to a day, and without a Reset the Remaining counts
+// against the current clock minute. The second result is false when the
+// response carried none of the headers; the third says what was wrong.
+func parseRateLimit(h http.Header, now time.Time) (RateLimit, bool, headerIssue) {
+	var issues headerIssue
+	limit, okL := headerInt(h, "X-RateLimit-Limit", &issues)
+	remaining, okR := headerInt(h, "X-RateLimit-Remaining", &issues)
+	reset, okT := headerInt(h, "X-RateLimit-Reset", &issues)
 	if !okL && !okR && !okT {
-		return RateLimit{}, false
+		return RateLimit{}, false, issues
 	}
-	rl := RateLimit{Limit: limit, Remaining: remaining}
+	rl := RateLimit{Limit: int(limit), Remaining: int(remaining)}
+	switch {
+	case okT && reset > resetMillisAfter:
+		rl.Reset = time.UnixMilli(reset)
+	case okT:
+		rl.Reset = time.Unix(reset, 0)
+	case okR:
+		// Remaining without a Reset still says something: count it against
+		// a one-minute window, the documented one, on the clock's minutes.
+		rl.Reset = now.Truncate(time.Minute).Add(time.Minute)
+	}
 	if okT {
-		rl.Reset = time.Unix(int64(resetUnix), 0).Add(clockSkew(h, now))
+		skew, skewIssue := clockSkew(h, now)
+		issues |= skewIssue
+		rl.Reset = rl.Reset.Add(skew)
 	}
-	return rl, true
+	if rl.Reset.Sub(now) > maxAnnounced {
+		rl.Reset = now.Add(maxAnnounced)
+		issues |= issueResetTooFar
+	}
+	return rl, true, issues
 }
 
 // clockSkew returns how far the local clock is ahead of the server's, or 0
-// when the difference is within the Date header's resolution.
-func clockSkew(h http.Header, now time.Time) time.Duration {
+// when the difference is within the Date header's resolution, or more than
+// a day (a broken Date, not a skewed clock).
+func clockSkew(h http.Header, now time.Time) (time.Duration, headerIssue) {
 	d, err := http.ParseTime(h.Get("Date"))
 	if err != nil {
-		return 0
+		return 0, 0
 	}
 	skew := now.Sub(d)
-	if skew > -2*time.Second && skew < 2*time.Second {
-		return 0
+	switch {
+	case skew > -2*time.Second && skew < 2*time.Second:
+		return 0, 0
+	case skew > maxAnnounced || skew < -maxAnnounced:
+		return 0, issueDateTooFar
 	}
-	return skew
+	return skew, 0
 }
 
 // retryAfter reads a Retry-After header, in seconds or as an HTTP date, as a
-// duration from now.
-func retryAfter(h http.Header, now time.Time) (time.Duration, bool) {
+// duration from now, at most a day.
+func retryAfter(h http.Header, now time.Time) (time.Duration, bool, headerIssue) {
 	v := strings.TrimSpace(h.Get("Retry-After"))
 	if v == "" {
-		return 0, false
+		return 0, false, 0
 	}
-	if secs, err := strconv.ParseFloat(v, 64); err == nil && secs >= 0 && secs < 1e9 {
-		return time.Duration(secs * float64(time.Second)), true
+	var d time.Duration
+	var issues headerIssue
+	if secs, err := strconv.ParseFloat(v, 64); err == nil {
+		if !(secs >= 0) { // negative or NaN
+			return 0, false, issueBadValue
+		}
+		// Bounded before the conversion, which would overflow past 292 years.
+		d = time.Duration(min(secs, 2*maxAnnounced.Seconds()) * float64(time.Second))
+	} else if t, err := http.ParseTime(v); err == nil {
+		skew, issue := clockSkew(h, now)
+		issues |= issue
+		d = max(t.Add(skew).Sub(now), 0)
+	} else {
+		return 0, false, issueBadValue
 	}
-	if t, err := http.ParseTime(v); err == nil {
-		return max(t.Add(clockSkew(h, now)).Sub(now), 0), true
+	if d > maxAnnounced {
+		d, issues = maxAnnounced, issues|issueRetryAfterTooFar
 	}
-	return 0, false
+	return d, true, issues
 }
 
-func headerInt(h http.Header, key string) (int, bool) {
+// headerInt reads a non-negative integer header. Integers are what the
+// documentation shows; "118.0" is read too. A value that is present but
+// negative, NaN, infinite or not a number adds issueBadValue and is not ok.
+func headerInt(h http.Header, key string, issues *headerIssue) (int64, bool) {
 	v := strings.TrimSpace(h.Get(key))
 	if v == "" {
 		return 0, false
 	}
-	// Integers are what the documentation shows; "118.0" is read too.
 	// The bound is where float64 stops holding integers exactly, far past
-	// any unix time in X-RateLimit-Reset (2038 is only 2^31).
+	// any unix time in milliseconds.
 	f, err := strconv.ParseFloat(v, 64)
-	if err != nil || f < 0 || f > 1<<53 {
+	if err != nil || !(f >= 0 && f <= 1<<53) {
+		*issues |= issueBadValue
 		return 0, false
 	}
-	return int(f), true
+	return int64(f), true
 }

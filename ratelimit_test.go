@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"net/http"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -222,7 +223,7 @@ func take(t *testing.T, l Limiter, clk *fakeClock, maxWait time.Duration) (time.
 
 func TestLimiterAdaptsToHeaders(t *testing.T) {
 	clk := newFakeClock()
-	l := newLocalLimiter(Plan{PerMinute: 60}, clk)
+	l := newLocalLimiter(Plan{PerMinute: 60}, true, clk)
 	ctx := context.Background()
 	now := clk.Now()
 	l.Observe(ctx, RateLimit{Limit: 60, Remaining: 2, Reset: now.Add(30 * time.Second)}, false)
@@ -250,7 +251,7 @@ func TestLimiterAdaptsToHeaders(t *testing.T) {
 
 func TestColdRequestsCountedAgainstFirstWindow(t *testing.T) {
 	clk := newFakeClock()
-	l := newLocalLimiter(Plan{PerMinute: 600}, clk) // burst of 10
+	l := newLocalLimiter(Plan{PerMinute: 600}, true, clk) // burst of 10
 	for range 10 {
 		d, err := l.Reserve(context.Background(), time.Minute)
 		require.NoError(t, err)
@@ -261,7 +262,7 @@ func TestColdRequestsCountedAgainstFirstWindow(t *testing.T) {
 	assert.Equal(t, 10, l.remaining)
 
 	// Had the server counted all ten before answering, nothing is in flight.
-	l2 := newLocalLimiter(Plan{PerMinute: 600}, clk)
+	l2 := newLocalLimiter(Plan{PerMinute: 600}, true, clk)
 	for range 10 {
 		_, _ = l2.Reserve(context.Background(), time.Minute)
 	}
@@ -271,7 +272,7 @@ func TestColdRequestsCountedAgainstFirstWindow(t *testing.T) {
 
 func TestDailyQuotaFailsFast(t *testing.T) {
 	clk := newFakeClock()
-	l := newLocalLimiter(Plan{PerMinute: 600, PerDay: 3}, clk)
+	l := newLocalLimiter(Plan{PerMinute: 600, PerDay: 3}, true, clk)
 	for range 3 {
 		_, err := take(t, l, clk, time.Minute)
 		require.NoError(t, err)
@@ -324,13 +325,257 @@ func TestReservationIsTakenAfterTheToken(t *testing.T) {
 }
 
 func TestHeaderInt(t *testing.T) {
-	for v, want := range map[string]int{"118": 118, " 7 ": 7, "118.0": 118, "4102444800": 4102444800 /* 2100 */} {
-		got, ok := headerInt(http.Header{"X-Ratelimit-Reset": {v}}, "X-RateLimit-Reset")
+	for v, want := range map[string]int64{"118": 118, " 7 ": 7, "118.0": 118, "4102444800": 4102444800 /* 2100 */} {
+		var issues headerIssue
+		got, ok := headerInt(http.Header{"X-Ratelimit-Reset": {v}}, "X-RateLimit-Reset", &issues)
 		assert.True(t, ok, v)
 		assert.Equal(t, want, got, v)
+		assert.Zero(t, issues, v)
 	}
-	for _, v := range []string{"", "-1", "soon", "1e300"} {
-		_, ok := headerInt(http.Header{"X-Ratelimit-Reset": {v}}, "X-RateLimit-Reset")
+	for v, want := range map[string]headerIssue{"": 0, "-1": issueBadValue, "soon": issueBadValue, "1e300": issueBadValue, "NaN": issueBadValue, "-Inf": issueBadValue} {
+		var issues headerIssue
+		_, ok := headerInt(http.Header{"X-Ratelimit-Reset": {v}}, "X-RateLimit-Reset", &issues)
 		assert.False(t, ok, v)
+		assert.Equal(t, want, issues, v)
 	}
+}
+
+func TestParseRateLimitNeverFreezes(t *testing.T) {
+	now := time.Date(2026, 5, 30, 18, 0, 15, 0, time.UTC)
+	hdr := func(kv ...string) http.Header {
+		h := http.Header{}
+		for i := 0; i < len(kv); i += 2 {
+			h.Set(kv[i], kv[i+1])
+		}
+		return h
+	}
+	unix := func(t time.Time) string { return strconv.FormatInt(t.Unix(), 10) }
+	tests := []struct {
+		name   string
+		h      http.Header
+		want   RateLimit
+		ok     bool
+		issues headerIssue
+	}{
+		{"documented", hdr("X-RateLimit-Limit", "120", "X-RateLimit-Remaining", "7", "X-RateLimit-Reset", unix(now.Add(45*time.Second))),
+			RateLimit{120, 7, now.Add(45 * time.Second).Truncate(time.Second)}, true, 0},
+		{"reset in milliseconds", hdr("X-RateLimit-Remaining", "7", "X-RateLimit-Reset", strconv.FormatInt(now.Add(45*time.Second).UnixMilli(), 10)),
+			RateLimit{0, 7, now.Add(45 * time.Second)}, true, 0},
+		{"reset ten days ahead clamped to a day", hdr("X-RateLimit-Remaining", "0", "X-RateLimit-Reset", unix(now.Add(240*time.Hour))),
+			RateLimit{0, 0, now.Add(24 * time.Hour)}, true, issueResetTooFar},
+		{"reset in the year 4000 clamped", hdr("X-RateLimit-Remaining", "0", "X-RateLimit-Reset", "64060588800"),
+			RateLimit{0, 0, now.Add(24 * time.Hour)}, true, issueResetTooFar},
+		{"date three days off ignored", hdr("X-RateLimit-Remaining", "3", "X-RateLimit-Reset", unix(now.Add(30*time.Second)), "Date", now.Add(-72*time.Hour).Format(http.TimeFormat)),
+			RateLimit{0, 3, now.Add(30 * time.Second).Truncate(time.Second)}, true, issueDateTooFar},
+		{"no reset: the clock minute", hdr("X-RateLimit-Limit", "20", "X-RateLimit-Remaining", "3"),
+			RateLimit{20, 3, time.Date(2026, 5, 30, 18, 1, 0, 0, time.UTC)}, true, 0},
+		{"negative remaining ignored", hdr("X-RateLimit-Limit", "20", "X-RateLimit-Remaining", "-5"),
+			RateLimit{20, 0, time.Time{}}, true, issueBadValue},
+		{"NaN reset ignored", hdr("X-RateLimit-Remaining", "0", "X-RateLimit-Reset", "NaN"),
+			RateLimit{0, 0, time.Date(2026, 5, 30, 18, 1, 0, 0, time.UTC)}, true, issueBadValue},
+		{"none", hdr("Content-Type", "application/json"), RateLimit{}, false, 0},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, ok, issues := parseRateLimit(tt.h, now)
+			assert.Equal(t, tt.ok, ok)
+			assert.Equal(t, tt.want.Limit, got.Limit)
+			assert.Equal(t, tt.want.Remaining, got.Remaining)
+			assert.True(t, tt.want.Reset.Equal(got.Reset), "reset %s, want %s", got.Reset, tt.want.Reset)
+			assert.Equal(t, tt.issues, issues)
+		})
+	}
+}
+
+func TestRetryAfterNeverFreezes(t *testing.T) {
+	now := time.Date(2026, 5, 30, 18, 0, 0, 0, time.UTC)
+	tests := []struct {
+		v      string
+		want   time.Duration
+		ok     bool
+		issues headerIssue
+	}{
+		{"30", 30 * time.Second, true, 0},
+		{"1.5", 1500 * time.Millisecond, true, 0},
+		{"864000", 24 * time.Hour, true, issueRetryAfterTooFar},
+		{"1e300", 24 * time.Hour, true, issueRetryAfterTooFar},
+		{now.Add(10 * time.Second).Format(http.TimeFormat), 10 * time.Second, true, 0},
+		{"Fri, 31 Dec 9999 23:59:59 GMT", 24 * time.Hour, true, issueRetryAfterTooFar},
+		{"-5", 0, false, issueBadValue},
+		{"NaN", 0, false, issueBadValue},
+		{"later", 0, false, issueBadValue},
+	}
+	for _, tt := range tests {
+		d, ok, issues := retryAfter(http.Header{"Retry-After": {tt.v}}, now)
+		assert.Equal(t, tt.want, d, tt.v)
+		assert.Equal(t, tt.ok, ok, tt.v)
+		assert.Equal(t, tt.issues, issues, tt.v)
+	}
+}
+
+func TestAnnouncedWindowIsProbedAtDoublingIntervals(t *testing.T) {
+	var logs bytes.Buffer
+	c, s, clk := setupClock(t, WithLogger(slog.New(slog.NewTextHandler(&logs, nil))))
+	s.lifetime = "86400" // one token for the whole test: every request counted is a status call
+	var calls atomic.Int64
+	var lying atomic.Bool
+	lying.Store(true)
+	s.mux.HandleFunc("/transaction/status/", func(w http.ResponseWriter, r *http.Request) {
+		calls.Add(1)
+		if lying.Load() {
+			// A proxy's bug: the window is spent for ten years.
+			rateHeaders(w, 120, 0, clk.Now().Add(10*365*24*time.Hour))
+			writeJSON(w, 429, `{"status":"error","error_code":"RATE_LIMITED"}`)
+			return
+		}
+		rateHeaders(w, 120, 100, clk.Now().Add(30*time.Second))
+		writeJSON(w, 200, `{"status":"pending","transaction_id":"VP1"}`)
+	})
+	ctx := context.Background()
+	status := func() error { _, err := c.Status(ctx, "VP1"); return err }
+
+	assert.ErrorIs(t, status(), ErrRateLimited)
+	assert.EqualValues(t, 1, calls.Load())
+	assert.WithinDuration(t, clk.Now().Add(24*time.Hour), c.RateLimit().Reset, time.Second, "clamped to a day")
+	assert.Equal(t, 1, strings.Count(logs.String(), "more than a day ahead"), "logged once")
+
+	// Refused locally until a minute has passed, then one probe at
+	// 1, 1+2, 1+2+4 ... minutes, each answered with the same lie.
+	var sentAt []time.Duration
+	start := clk.Now()
+	for range 40 * 60 / 10 { // 40 minutes, a call every 10 s
+		clk.Advance(10 * time.Second)
+		before := calls.Load()
+		assert.ErrorIs(t, status(), ErrRateLimited)
+		if calls.Load() > before {
+			sentAt = append(sentAt, clk.Now().Sub(start).Truncate(10*time.Second))
+		}
+	}
+	assert.Equal(t, []time.Duration{time.Minute, 3 * time.Minute, 7 * time.Minute, 15 * time.Minute, 31 * time.Minute}, sentAt)
+	assert.Equal(t, 1, strings.Count(logs.String(), "more than a day ahead"), "still logged once")
+
+	// The announcement was wrong: the next probe's normal answer replaces it.
+	lying.Store(false)
+	clk.Advance(time.Hour)
+	require.NoError(t, status(), "the probe goes and succeeds")
+	for range 5 {
+		require.NoError(t, status(), "and calls flow again without waiting")
+	}
+	assert.Empty(t, clk.Sleeps())
+}
+
+func TestPlanDailyCapIsNotProbed(t *testing.T) {
+	c, s, clk := setupClock(t, WithPlan(Plan{PerMinute: 6000, PerDay: 2}))
+	var calls atomic.Int64
+	s.mux.HandleFunc("/transaction/status/", func(w http.ResponseWriter, r *http.Request) {
+		calls.Add(1)
+		writeJSON(w, 200, `{"status":"pending","transaction_id":"VP1"}`)
+	})
+	for range 3 {
+		_, _ = c.Status(context.Background(), "VP1")
+	}
+	for range 30 {
+		clk.Advance(5 * time.Minute)
+		if clk.Now().Day() != newFakeClock().Now().Day() {
+			break
+		}
+		_, err := c.Status(context.Background(), "VP1")
+		assert.ErrorIs(t, err, ErrRateLimited)
+	}
+	assert.EqualValues(t, 1, calls.Load(), "the plan's cap is the merchant's word: no probe (the token took one)")
+}
+
+func TestRemainingWithoutResetStillCounts(t *testing.T) {
+	c, s, clk := setupClock(t)
+	var calls atomic.Int64
+	s.mux.HandleFunc("/transaction/status/", func(w http.ResponseWriter, r *http.Request) {
+		calls.Add(1)
+		w.Header().Set("X-RateLimit-Limit", "20")
+		w.Header().Set("X-RateLimit-Remaining", "0")
+		writeJSON(w, 200, `{"status":"pending","transaction_id":"VP1"}`)
+	})
+	_, err := c.Status(context.Background(), "VP1")
+	require.NoError(t, err)
+	_, err = c.Status(context.Background(), "VP1")
+	require.NoError(t, err)
+	// The fake clock stands at 18:00:00 sharp: the minute ends in 60 s.
+	assert.Contains(t, clk.Sleeps(), time.Minute, "Remaining 0 waits for the end of the minute")
+}
+
+// newBareClient is a client on clk with no WithPlan, against h.
+func newBareClient(t *testing.T, clk *fakeClock, h http.HandlerFunc, opts ...Option) *Client {
+	t.Helper()
+	srv := newRawServer(t, func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/auth/" {
+			writeJSON(w, 200, `{"access":"access-1","mode":"sandbox","expires_in":300}`)
+			return
+		}
+		h(w, r)
+	})
+	c, err := NewClient(testUser, testKey, append([]Option{WithBaseURL(srv), withClock(clk)}, opts...)...)
+	require.NoError(t, err)
+	return c
+}
+
+func TestNoHeadersAndNoPlanStopsPacing(t *testing.T) {
+	noHeaders := func(w http.ResponseWriter, r *http.Request) {
+		writeJSON(w, 200, `{"status":"pending","transaction_id":"VP1"}`)
+	}
+	var logs bytes.Buffer
+	logger := slog.New(slog.NewTextHandler(&logs, nil))
+	for name, tt := range map[string]struct {
+		opts   []Option
+		paced  bool
+		warned bool
+	}{
+		"no plan: pace only until the first answer": {opts: []Option{WithLogger(logger)}, paced: false, warned: true},
+		"WithPlan: the plan's pace holds":           {opts: []Option{WithPlan(PlanStarter)}, paced: true},
+	} {
+		t.Run(name, func(t *testing.T) {
+			logs.Reset()
+			clk := newFakeClock()
+			c := newBareClient(t, clk, noHeaders, tt.opts...)
+			for range 60 {
+				_, err := c.Status(context.Background(), "VP1")
+				require.NoError(t, err)
+			}
+			var waited time.Duration
+			for _, d := range clk.Sleeps() {
+				waited += d
+			}
+			if tt.paced {
+				assert.Greater(t, waited, time.Minute, "60 calls at 20/min take minutes")
+			} else {
+				assert.Zero(t, waited, "no 20/min pace for a key whose plan is unknown")
+			}
+			if tt.warned {
+				assert.Equal(t, 1, strings.Count(logs.String(), "sends no X-RateLimit"), "warned once")
+			}
+		})
+	}
+}
+
+func TestErrorKeepsRateLimitOnTransportFailure(t *testing.T) {
+	c, s, clk := setupClock(t, WithMaxRetries(0))
+	reset := clk.Now().Add(40 * time.Second)
+	var calls atomic.Int64
+	s.mux.HandleFunc("/transaction/status/", func(w http.ResponseWriter, r *http.Request) {
+		if calls.Add(1) == 1 {
+			rateHeaders(w, 120, 99, reset)
+			writeJSON(w, 200, `{"status":"pending","transaction_id":"VP1"}`)
+			return
+		}
+		// The connection dies before any answer.
+		conn, _, err := w.(http.Hijacker).Hijack()
+		require.NoError(t, err)
+		_ = conn.Close()
+	})
+	_, err := c.Status(context.Background(), "VP1")
+	require.NoError(t, err)
+	_, err = c.Status(context.Background(), "VP1")
+	var e *Error
+	require.ErrorAs(t, err, &e)
+	assert.Zero(t, e.HTTPStatus, "no answer arrived")
+	assert.Equal(t, 99, e.RateLimit.Remaining, "the error carries the latest state the client knew")
+	assert.WithinDuration(t, reset, e.RateLimit.Reset, time.Second)
 }

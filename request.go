@@ -168,6 +168,21 @@ func (c *Client) reserve(ctx context.Context, cl call) error {
 	}
 }
 
+// logHeaderIssues logs each kind of rate-limit header problem once in the
+// client's life: a misbehaving proxy would otherwise fill the log.
+func (c *Client) logHeaderIssues(ctx context.Context, issues headerIssue) {
+	if issues == 0 {
+		return
+	}
+	fresh := issues &^ headerIssue(c.headerIssues.Or(uint32(issues)))
+	for i := headerIssue(1); fresh != 0; i <<= 1 {
+		if fresh&i != 0 {
+			fresh &^= i
+			c.logger.LogAttrs(ctx, slog.LevelWarn, "vpay: rate-limit headers: "+i.String())
+		}
+	}
+}
+
 // logWait tells the merchant, at info level, about a wait a person would
 // notice.
 func (c *Client) logWait(ctx context.Context, d time.Duration, why string) {
@@ -242,18 +257,24 @@ func (c *Client) attempt(ctx context.Context, cl call, tok *Token, out any) resu
 	data, readErr := io.ReadAll(io.LimitReader(resp.Body, maxBodyBytes+1))
 	now := c.clock.Now()
 	res := result{status: resp.StatusCode, header: resp.Header, body: data}
-	if rl, ok := parseRateLimit(resp.Header, now); ok {
+	rl, ok, issues := parseRateLimit(resp.Header, now)
+	if ok {
 		res.rl = rl
 		c.mu.Lock()
 		c.rl = rl
 		c.mu.Unlock()
+	} else {
+		issues |= issueNoHeaders
 	}
 	res.throttled = resp.StatusCode == http.StatusTooManyRequests
 	if res.throttled {
-		if d, ok := retryAfter(resp.Header, now); ok && now.Add(d).After(res.rl.Reset) {
+		d, ok, issue := retryAfter(resp.Header, now)
+		issues |= issue
+		if ok && now.Add(d).After(res.rl.Reset) {
 			res.rl.Reset = now.Add(d)
 		}
 	}
+	c.logHeaderIssues(ctx, issues)
 	c.limiter.Observe(ctx, res.rl, res.throttled)
 	reqID := requestID(resp.Header)
 	c.logger.LogAttrs(ctx, slog.LevelDebug, "vpay: request",
