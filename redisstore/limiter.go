@@ -22,6 +22,7 @@ type Limiter struct {
 	plan  vpay.Plan
 	local vpay.Limiter
 	h     *health
+	now   func() time.Time // the scripts' clock; a test's fake one
 }
 
 var _ vpay.Limiter = (*Limiter)(nil)
@@ -38,6 +39,7 @@ func NewLimiter(rdb redis.UniversalClient, plan vpay.Plan, opts ...Option) *Limi
 		plan:  plan,
 		local: vpay.NewLimiter(plan),
 		h:     &health{what: "limiter", log: o.logger, retryDown: o.retryDown},
+		now:   time.Now,
 	}
 }
 
@@ -46,7 +48,7 @@ func (l *Limiter) Reserve(ctx context.Context, maxWait time.Duration) (time.Dura
 	if !l.h.usable() {
 		return l.local.Reserve(ctx, maxWait)
 	}
-	now := time.Now()
+	now := l.now()
 	interval := float64(time.Minute.Milliseconds()) / float64(l.plan.PerMinute)
 	burst := max(1, l.plan.PerMinute/60) // one second's worth, as the default limiter
 	rctx, cancel := context.WithTimeout(ctx, redisTimeout)
@@ -64,7 +66,7 @@ func (l *Limiter) Reserve(ctx context.Context, maxWait time.Duration) (time.Dura
 		reset := time.UnixMilli(until)
 		return 0, &vpay.Error{
 			Code:      vpay.CodeRateLimited,
-			Message:   fmt.Sprintf("rate limit: shared budget spent; resets in %s", time.Until(reset).Round(time.Second)),
+			Message:   fmt.Sprintf("rate limit: shared budget spent; resets in %s", reset.Sub(now).Round(time.Second)),
 			RateLimit: vpay.RateLimit{Remaining: 0, Reset: reset},
 		}
 	}
@@ -84,7 +86,7 @@ func (l *Limiter) Observe(ctx context.Context, rl vpay.RateLimit, throttled bool
 	rctx, cancel := context.WithTimeout(ctx, redisTimeout)
 	defer cancel()
 	err := observeScript.Run(rctx, l.rdb, []string{l.key},
-		time.Now().UnixMilli(), rl.Limit, rl.Remaining, rl.Reset.UnixMilli(), thr).Err()
+		l.now().UnixMilli(), rl.Limit, rl.Remaining, rl.Reset.UnixMilli(), thr).Err()
 	l.h.result(err)
 }
 
@@ -94,7 +96,7 @@ func (l *Limiter) Observe(ctx context.Context, rl vpay.RateLimit, throttled bool
 // replica sees one state.
 const stateLua = `
 local k = KEYS[1]
-local s = redis.call('HMGET', k, 'limit', 'remaining', 'wend', 'est', 'wlen', 'blind', 'tat', 'last')
+local s = redis.call('HMGET', k, 'limit', 'remaining', 'wend', 'est', 'wlen', 'blind', 'tat', 'last', 'pat', 'pev')
 local limit = tonumber(s[1]) or 0
 local remaining = tonumber(s[2]) or 0
 local wend = tonumber(s[3]) or 0
@@ -103,9 +105,11 @@ local wlen = tonumber(s[5]) or 60000
 local blind = tonumber(s[6]) or 0
 local tat = tonumber(s[7]) or 0
 local last = tonumber(s[8]) or 0
+local pat = tonumber(s[9]) or 0
+local pev = tonumber(s[10]) or 0
 local function save()
 	redis.call('HSET', k, 'limit', limit, 'remaining', remaining, 'wend', wend, 'est', est,
-		'wlen', wlen, 'blind', blind, 'tat', tat, 'last', last)
+		'wlen', wlen, 'blind', blind, 'tat', tat, 'last', last, 'pat', pat, 'pev', pev)
 	redis.call('PEXPIRE', k, 86400000)
 end
 `
@@ -121,11 +125,19 @@ if wend > 0 and now >= wend then
 	remaining = limit
 	wend = e
 	est = 1
+	pev = 0
 	if limit == 0 then wend = 0 end
 end
 if wend > 0 then
 	if remaining <= 0 then
 		local wait = wend - now
+		if wait > maxw and pev > 0 and now >= pat then
+			-- one probe for the whole fleet
+			pev = math.min(pev * 2, 3600000)
+			pat = now + pev
+			save()
+			return {0, wend}
+		end
 		save()
 		if wait > maxw then return {-1, wend} end
 		if est == 1 and wait > 100 then wait = 100 end
@@ -156,15 +168,33 @@ local rlimit = tonumber(ARGV[2])
 local rrem = tonumber(ARGV[3])
 local reset = tonumber(ARGV[4])
 local throttled = tonumber(ARGV[5])
+local function done()
+	-- A spent window announced to end over a minute away is probed.
+	if pev == 0 and wend > 0 and remaining <= 0 and est == 0 and wend - now > 60000 then
+		pev = 60000
+		pat = now + 60000
+	end
+	save()
+	return 0
+end
 if rlimit > 0 then limit = rlimit end
-if reset <= now then save() return 0 end
+if reset <= now then return done() end
 if throttled == 1 then
 	remaining = 0
 	blind = 0
 	wend = reset
 	est = 0
-	save()
-	return 0
+	return done()
+end
+if pev > 0 then
+	-- A normal answer replaces the announced window.
+	remaining = rrem
+	wend = reset
+	est = 0
+	last = reset
+	blind = 0
+	if rrem > 0 then pev = 0 end
+	return done()
 end
 if last > 0 and reset > last and reset - last < wlen then wlen = reset - last end
 if reset > last then last = reset end
@@ -181,6 +211,5 @@ elseif reset > wend then
 	remaining = rrem
 	wend = reset
 end
-save()
-return 0
+return done()
 `)

@@ -146,6 +146,42 @@ func TestLimiterShared(t *testing.T) {
 	assert.InDelta(t, 5, w.Seconds(), 1)
 }
 
+func TestLimiterProbesAnAnnouncedWindowOncePerFleet(t *testing.T) {
+	r := useRedis(t)
+	opt := ns(t)
+	now := time.Now()
+	clock := func() time.Time { return now }
+	a, b := NewLimiter(r.Client(), vpay.PlanGrowth, opt), NewLimiter(r.Client(), vpay.PlanGrowth, opt)
+	a.now, b.now = clock, clock
+	ctx := context.Background()
+	// A 429 announcing a window spent for a day (the most the client lets a
+	// response announce).
+	a.Observe(ctx, vpay.RateLimit{Limit: 120, Remaining: 0, Reset: now.Add(24 * time.Hour)}, true)
+
+	granted := func() (n int) {
+		for _, l := range []*Limiter{a, b, a, b} {
+			if w, err := l.Reserve(ctx, time.Minute); err == nil && w == 0 {
+				n++
+			}
+		}
+		return n
+	}
+	assert.Zero(t, granted(), "refused at once")
+	now = now.Add(59 * time.Second)
+	assert.Zero(t, granted())
+	now = now.Add(2 * time.Second)
+	assert.Equal(t, 1, granted(), "after a minute, one probe for the whole fleet")
+	a.Observe(ctx, vpay.RateLimit{Limit: 120, Remaining: 0, Reset: now.Add(24 * time.Hour)}, true)
+	now = now.Add(time.Minute)
+	assert.Zero(t, granted(), "the probe's interval doubled")
+	now = now.Add(time.Minute + time.Second)
+	assert.Equal(t, 1, granted())
+
+	// The probe's answer is normal: it replaces the announcement.
+	b.Observe(ctx, vpay.RateLimit{Limit: 120, Remaining: 50, Reset: now.Add(30 * time.Second)}, false)
+	assert.Equal(t, 4, granted(), "calls flow again")
+}
+
 func TestLimiterPacesColdFleet(t *testing.T) {
 	r := useRedis(t)
 	opt := ns(t)
