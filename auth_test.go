@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"net/http"
+	"runtime"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -150,15 +151,15 @@ func TestWaiterLeavingDoesNotCancelRefresh(t *testing.T) {
 	impatient, cancel := context.WithCancel(context.Background())
 	leftErr := make(chan error)
 	go func() { _, err := c.Token(impatient); leftErr <- err }()
-	<-arrived
+	recv(t, arrived, "the refresh to reach the server")
 	patient := make(chan *Token)
 	go func() { tok, _ := c.Token(context.Background()); patient <- tok }()
 
 	cancel()
-	err = <-leftErr
+	err = recv(t, leftErr, "the impatient caller to leave")
 	assert.ErrorIs(t, err, context.Canceled, "the impatient caller leaves at once")
 	close(release)
-	tok := <-patient
+	tok := recv(t, patient, "the patient caller's token")
 	require.NotNil(t, tok, "the patient caller still gets the token")
 	assert.Equal(t, "a1", tok.AccessToken)
 }
@@ -241,4 +242,71 @@ func TestRefreshSkipsFetchWhenSomeoneElseRefreshed(t *testing.T) {
 	})
 	require.NoError(t, err)
 	assert.Same(t, fresh, got)
+}
+
+func TestExpiryCountsFromTheSendTimeNotTheAnswer(t *testing.T) {
+	clk := newFakeClock()
+	srv := newRawServer(t, func(w http.ResponseWriter, r *http.Request) {
+		clk.Advance(7 * time.Second) // a slow answer
+		writeJSON(w, 200, `{"access":"a1","mode":"sandbox","expires_in":300}`)
+	})
+	c, err := NewClient(testUser, testKey, WithBaseURL(srv), withClock(clk))
+	require.NoError(t, err)
+	sent := clk.Now()
+	tok, err := c.Token(context.Background())
+	require.NoError(t, err)
+	assert.Equal(t, sent.Add(300*time.Second), tok.Expiry, "the 7 s the answer took are not added to the token's life")
+	assert.Equal(t, sent, tok.IssuedAt)
+}
+
+// countingStore counts Refresh calls on a MemoryTokenStore, and holds each
+// until release is closed.
+type countingStore struct {
+	*MemoryTokenStore
+	refreshes atomic.Int64
+	entered   chan struct{}
+	release   chan struct{}
+}
+
+func (s *countingStore) Refresh(ctx context.Context, stale *Token, fetch func(context.Context) (*Token, error)) (*Token, error) {
+	if s.refreshes.Add(1) == 1 {
+		close(s.entered)
+	}
+	<-s.release
+	return s.MemoryTokenStore.Refresh(ctx, stale, fetch)
+}
+
+func TestOneStoreRefreshPerClientHoweverManyCallers(t *testing.T) {
+	store := &countingStore{MemoryTokenStore: NewMemoryTokenStore(), entered: make(chan struct{}), release: make(chan struct{})}
+	c, s := setup(t, WithTokenStore(store))
+	const n = 100
+	var wg sync.WaitGroup
+	var started sync.WaitGroup
+	started.Add(n)
+	errs := make(chan error, n)
+	for range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			started.Done()
+			_, err := c.Token(context.Background())
+			errs <- err
+		}()
+	}
+	started.Wait()
+	recv(t, store.entered, "the first refresh")
+	// Every caller is either waiting on the refresh in flight or about to
+	// join it; none may start a second one. Give the stragglers the
+	// scheduler's time to try.
+	for range 1000 {
+		runtime.Gosched()
+	}
+	close(store.release)
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		require.NoError(t, err)
+	}
+	assert.EqualValues(t, 1, store.refreshes.Load(), "one owner of refresh de-duplication: the store is asked once")
+	assert.EqualValues(t, 1, s.authCalls.Load())
 }

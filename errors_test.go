@@ -3,8 +3,10 @@ package vpay
 import (
 	"context"
 	"errors"
+	"io"
 	"net/http"
 	"strings"
+	"sync/atomic"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
@@ -66,24 +68,40 @@ func TestNonJSONErrorBody(t *testing.T) {
 	assert.Contains(t, err.Error(), "not JSON")
 }
 
+// endlessBody is a response body that never ends, and counts what was read.
+type endlessBody struct{ read atomic.Int64 }
+
+func (b *endlessBody) Read(p []byte) (int, error) {
+	for i := range p {
+		p[i] = 'x'
+	}
+	b.read.Add(int64(len(p)))
+	return len(p), nil
+}
+func (b *endlessBody) Close() error { return nil }
+
+type roundTripFunc func(*http.Request) (*http.Response, error)
+
+func (f roundTripFunc) RoundTrip(r *http.Request) (*http.Response, error) { return f(r) }
+
 func TestErrorBodyCappedAt1MiB(t *testing.T) {
-	c, s := setup(t, WithMaxRetries(0))
-	var written int
-	s.mux.HandleFunc("/transaction/status/", func(w http.ResponseWriter, r *http.Request) {
-		w.WriteHeader(500)
-		chunk := []byte(strings.Repeat("x", 64<<10))
-		for range 64 { // 4 MiB
-			n, err := w.Write(chunk)
-			written += n
-			if err != nil {
-				return
+	for _, status := range []int{200, 500} {
+		body := &endlessBody{}
+		hc := &http.Client{Transport: roundTripFunc(func(r *http.Request) (*http.Response, error) {
+			if r.URL.Path == "/auth/" {
+				return &http.Response{StatusCode: 200, Header: http.Header{}, Request: r,
+					Body: io.NopCloser(strings.NewReader(`{"access":"a","mode":"sandbox","expires_in":300}`))}, nil
 			}
-		}
-	})
-	_, err := c.Status(context.Background(), "VP1")
-	require.Error(t, err)
-	assert.Contains(t, err.Error(), "larger than 1 MiB")
-	assert.Less(t, len(err.Error()), 1000, "the body is not copied into the error")
+			return &http.Response{StatusCode: status, Header: http.Header{}, Body: body, Request: r}, nil
+		})}
+		c, err := NewClient(testUser, testKey, WithBaseURL("http://127.0.0.1:1/"), WithHTTPClient(hc), WithMaxRetries(0))
+		require.NoError(t, err)
+		_, err = c.Status(context.Background(), "VP1")
+		require.Error(t, err, "an endless body ends the call instead of hanging it")
+		assert.Contains(t, err.Error(), "larger than 1 MiB")
+		assert.LessOrEqual(t, body.read.Load(), int64(maxBodyBytes+64<<10), "HTTP %d: read at most 1 MiB (and one buffer)", status)
+		assert.Less(t, len(err.Error()), 1000, "the body is not copied into the error")
+	}
 }
 
 func TestValidationErrorIsNotAnAPIError(t *testing.T) {

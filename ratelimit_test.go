@@ -181,9 +181,9 @@ func TestCancelEndsRateLimitWaitAtOnce(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error)
 	go func() { _, err := c.Status(ctx, "VP1"); done <- err }()
-	<-waiting // the client logged that it is waiting for the window
+	recv(t, waiting, "the client to log that it waits for the window")
 	cancel()
-	assert.ErrorIs(t, <-done, context.Canceled)
+	assert.ErrorIs(t, recv(t, done, "the cancelled call to return"), context.Canceled)
 }
 
 // signalHandler is a slog.Handler that signals when a record with msg is

@@ -91,3 +91,21 @@ func TestClientErrorsNotRetried(t *testing.T) {
 		assert.EqualValues(t, 1, calls.Load(), "HTTP %d is not retried", status)
 	}
 }
+
+func TestBackoffHasFullJitterUnderACappedCeiling(t *testing.T) {
+	c, _ := setup(t)
+	for n := range 12 {
+		ceiling := min(250*time.Millisecond<<n, 8*time.Second)
+		seen := map[time.Duration]bool{}
+		var top time.Duration
+		for range 200 {
+			d := c.backoff(n)
+			require.GreaterOrEqual(t, d, time.Duration(0))
+			require.LessOrEqual(t, d, ceiling, "attempt %d", n)
+			seen[d] = true
+			top = max(top, d)
+		}
+		assert.Greater(t, len(seen), 150, "attempt %d: jittered, not one fixed wait", n)
+		assert.Greater(t, top, ceiling/2, "attempt %d: the jitter spans the range up to the ceiling", n)
+	}
+}

@@ -157,13 +157,14 @@ const (
 // last transaction seen with an error that matches context.DeadlineExceeded
 // (or ctx's own error).
 func (c *Client) Wait(ctx context.Context, transactionID string) (*Transaction, error) {
-	deadline, ok := ctx.Deadline()
-	if !ok {
-		deadline = c.clock.Now().Add(WaitTimeout)
-		var cancel context.CancelFunc
-		ctx, cancel = context.WithTimeout(ctx, WaitTimeout)
-		defer cancel()
+	// One clock: the deadline is measured on the client's clock, a ctx
+	// deadline converted to the time it leaves, so that the loop's sense of
+	// "how long is left" never compares two clocks.
+	limit := WaitTimeout
+	if dl, ok := ctx.Deadline(); ok {
+		limit = time.Until(dl)
 	}
+	deadline := c.clock.Now().Add(limit)
 	interval := c.poll
 	var last *Transaction
 	notFinal := func(cause error) error {

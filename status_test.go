@@ -72,10 +72,24 @@ func TestWaitGivesUpAfterPromptTimeout(t *testing.T) {
 	assert.ErrorIs(t, err, context.DeadlineExceeded)
 	require.NotNil(t, tx, "the last transaction seen comes back with the error")
 	assert.Equal(t, StatusPending, tx.Status)
-	// The fake clock moves only by the waits; the real deadline is wall time,
-	// so the loop ends when the fake waits pass WaitTimeout.
-	assert.GreaterOrEqual(t, clk.Now().Sub(start), 3*time.Minute)
+	// The fake clock moves only by the waits, and Wait's deadline is on the
+	// same clock: it ends exactly at WaitTimeout, whatever today's date.
+	assert.Equal(t, WaitTimeout, clk.Now().Sub(start))
 	assert.Less(t, polls.Load(), int64(30), "polls are spread out")
+}
+
+func TestWaitHonoursCtxDeadlineOnTheClientClock(t *testing.T) {
+	c, s, clk := setupClock(t)
+	s.mux.HandleFunc("/transaction/status/", func(w http.ResponseWriter, r *http.Request) {
+		writeJSON(w, 200, `{"status":"pending","transaction_id":"VP1"}`)
+	})
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	start := clk.Now()
+	_, err := c.Wait(ctx, "VP1")
+	assert.ErrorIs(t, err, context.DeadlineExceeded)
+	assert.InDelta(t, (20 * time.Second).Seconds(), clk.Now().Sub(start).Seconds(), 1,
+		"20 s of the client's clock, not of the wall's")
 }
 
 func TestWaitStopsOnCancel(t *testing.T) {

@@ -211,7 +211,7 @@ func TestWebhookRetriedUntil200(t *testing.T) {
 	p, err := c.Pay(context.Background(), &vpay.PayRequest{Amount: 500, Phone: vpaytest.PhoneSuccess,
 		CallbackURL: hs + "/hook", Metadata: map[string]string{"order": "77"}})
 	require.NoError(t, err)
-	ev := <-got
+	ev := recv(t, got, "the webhook")
 	assert.Equal(t, vpay.EventPaymentSuccessful, ev.Type)
 	assert.Equal(t, p.TransactionID, ev.Transaction.TransactionID)
 	assert.Equal(t, "77", ev.Transaction.Metadata["order"])
@@ -282,4 +282,17 @@ func TestTokensExpire(t *testing.T) {
 	_, err = c.Pay(ctx, &vpay.PayRequest{Amount: 100, Phone: vpaytest.PhoneSuccess})
 	require.NoError(t, err)
 	assert.Greater(t, s.AuthCalls(), issued)
+}
+
+// recv returns the next value from ch, or fails the test after 10 s: a
+// broken promise must fail the suite, not hang it.
+func recv[T any](t *testing.T, ch <-chan T, what string) T {
+	t.Helper()
+	select {
+	case v := <-ch:
+		return v
+	case <-time.After(10 * time.Second):
+		t.Fatalf("timed out waiting for %s", what)
+		panic("unreachable")
+	}
 }

@@ -16,8 +16,9 @@ import (
 	"github.com/vonsung/vpay-go"
 )
 
-// within fails the test instead of hanging the suite when ch stays silent.
-func within[T any](t *testing.T, ch <-chan T, what string) T {
+// recv returns the next value from ch, or fails the test after 10 s: a
+// broken promise must fail the suite, not hang it.
+func recv[T any](t *testing.T, ch <-chan T, what string) T {
 	t.Helper()
 	select {
 	case v := <-ch:
@@ -77,19 +78,19 @@ func TestHandlerRedeliveryWhileInProgressIsNotAcknowledged(t *testing.T) {
 
 	first := make(chan int)
 	go func() { first <- deliver(h, payload, pythonSig).Code }()
-	within(t, entered, "fn to start")
+	recv(t, entered, "fn to start")
 
 	w := deliver(h, payload, pythonSig)
 	assert.Equal(t, http.StatusConflict, w.Code, "the first delivery may still fail: no 2xx yet")
 	assert.Equal(t, "3600", w.Header().Get("Retry-After"))
 
 	finish <- errors.New("database down")
-	assert.Equal(t, 500, within(t, first, "the first delivery's answer"))
+	assert.Equal(t, 500, recv(t, first, "the first delivery's answer"))
 
 	go func() { first <- deliver(h, payload, pythonSig).Code }()
-	within(t, entered, "the redelivery to reach fn")
+	recv(t, entered, "the redelivery to reach fn")
 	finish <- nil
-	assert.Equal(t, 200, within(t, first, "the redelivery's answer"))
+	assert.Equal(t, 200, recv(t, first, "the redelivery's answer"))
 
 	assert.Equal(t, 200, deliver(h, payload, pythonSig).Code, "done: acknowledged without fn")
 	assert.Equal(t, 2, calls)
@@ -130,13 +131,13 @@ func TestHandlerRenewsLeaseWhileSlowFnRuns(t *testing.T) {
 
 	first := make(chan int)
 	go func() { first <- deliver(h, payload, pythonSig).Code }()
-	within(t, overran, "fn's ctx to end")
+	recv(t, overran, "fn's ctx to end")
 	// Two renewals after the limit passed: the first lease has long ended.
-	within(t, d.extended, "a renewal")
-	within(t, d.extended, "another renewal")
+	recv(t, d.extended, "a renewal")
+	recv(t, d.extended, "another renewal")
 	assert.Equal(t, http.StatusConflict, deliver(h, payload, pythonSig).Code, "a slow fn is never run twice")
 	close(release)
-	assert.Equal(t, 200, within(t, first, "the first delivery's answer"))
+	assert.Equal(t, 200, recv(t, first, "the first delivery's answer"))
 	assert.Equal(t, 1, calls)
 }
 

@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"regexp"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -29,7 +30,7 @@ func TestRunServesTheDocumentationCurl(t *testing.T) {
 	go func() {
 		done <- run(ctx, []string{"-addr", addr, "-user", "vpay_sandbox_ci", "-key", "sk_sandbox_ci"}, out, io.Discard)
 	}()
-	banner := string(<-out)
+	banner := string(recv(t, out, "the banner"))
 	assert.Contains(t, banner, "apiKey          sk_sandbox_ci")
 	assert.Regexp(t, regexp.MustCompile(`webhook secret  whsec_sandbox_demo`), banner)
 
@@ -42,6 +43,19 @@ func TestRunServesTheDocumentationCurl(t *testing.T) {
 	assert.Equal(t, 200, resp.StatusCode)
 
 	cancel()
-	require.NoError(t, <-done)
+	require.NoError(t, recv(t, done, "the sandbox to stop"))
 	assert.Error(t, run(context.Background(), []string{"-plan", "platinum"}, io.Discard, io.Discard))
+}
+
+// recv returns the next value from ch, or fails the test after 10 s: a
+// broken promise must fail the suite, not hang it.
+func recv[T any](t *testing.T, ch <-chan T, what string) T {
+	t.Helper()
+	select {
+	case v := <-ch:
+		return v
+	case <-time.After(10 * time.Second):
+		t.Fatalf("timed out waiting for %s", what)
+		panic("unreachable")
+	}
 }
