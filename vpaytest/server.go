@@ -55,6 +55,7 @@ type Server struct {
 
 	mu       sync.Mutex
 	tokens   map[string]time.Time // access token -> expiry
+	issued   []string             // live access tokens, oldest first
 	txs      map[string]*transaction
 	order    []string            // transaction ids in creation order
 	refs     map[string][]string // reference -> transaction ids
@@ -62,7 +63,7 @@ type Server struct {
 	faults   map[string][]*Fault
 	seq      int
 	window   rateWindow
-	requests map[string]int // path -> requests received
+	requests map[string]int // API path -> requests received; other paths are not counted
 
 	closed bool // set by Close under mu: no background work starts after it
 
@@ -81,8 +82,18 @@ type config struct {
 	hookAttempts   int
 	hookBackoff    time.Duration
 	synchronousPay bool
+	maxTxs         int
 	logger         *slog.Logger
 }
+
+// DefaultMaxTransactions is how many payments the emulator keeps by
+// default: far more than a long manual test run makes.
+const DefaultMaxTransactions = 100000
+
+// maxLiveTokens caps the access tokens the emulator honours at once, so a
+// client that fetches a token per call cannot grow its memory without
+// bound; the oldest is revoked first.
+const maxLiveTokens = 10000
 
 // Option configures NewServer.
 type Option func(*config)
@@ -134,6 +145,12 @@ func WithWebhookRetries(attempts int, backoff time.Duration) Option {
 // HTTP 200 (PAYMENT_TIMEOUT, INSUFFICIENT_FUNDS).
 func WithSynchronousPay() Option { return func(c *config) { c.synchronousPay = true } }
 
+// WithMaxTransactions caps the payments the emulator keeps (default
+// DefaultMaxTransactions); past it the oldest is forgotten, with its
+// reference, so that a standalone sandbox left running keeps bounded
+// memory. n must be positive.
+func WithMaxTransactions(n int) Option { return func(c *config) { c.maxTxs = n } }
+
 // WithLogger logs each request the emulator serves at debug level.
 func WithLogger(l *slog.Logger) Option { return func(c *config) { c.logger = l } }
 
@@ -160,13 +177,14 @@ func Start(opts ...Option) (*Server, error) {
 		window:       time.Minute,
 		hookAttempts: 5,
 		hookBackoff:  100 * time.Millisecond,
+		maxTxs:       DefaultMaxTransactions,
 		logger:       slog.New(slog.DiscardHandler),
 	}
 	for _, o := range opts {
 		o(&cfg)
 	}
-	if cfg.lifetime <= 0 || cfg.window <= 0 || cfg.plan.PerMinute <= 0 || cfg.hookAttempts <= 0 {
-		return nil, fmt.Errorf("token lifetime, rate window, PerMinute and webhook attempts must be positive")
+	if cfg.lifetime <= 0 || cfg.window <= 0 || cfg.plan.PerMinute <= 0 || cfg.hookAttempts <= 0 || cfg.maxTxs <= 0 {
+		return nil, fmt.Errorf("token lifetime, rate window, PerMinute, webhook attempts and max transactions must be positive")
 	}
 	ln, err := net.Listen("tcp", cfg.addr)
 	if err != nil {
@@ -257,6 +275,21 @@ func (s *Server) RevokeTokens() {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	clear(s.tokens)
+	s.issued = s.issued[:0]
+}
+
+// issueToken records a new access token, first dropping the expired ones
+// and, past maxLiveTokens, the oldest. Tokens all live as long, so the
+// oldest issued is the first to expire. The caller holds s.mu.
+func (s *Server) issueToken(access string, now time.Time) {
+	for len(s.issued) > 0 && (len(s.issued) >= maxLiveTokens || !now.Before(s.tokens[s.issued[0]])) {
+		delete(s.tokens, s.issued[0])
+		// Consumed from the front by reslicing: append moves the live part
+		// to a new array when this one is full, so the queue stays bounded.
+		s.issued[0], s.issued = "", s.issued[1:]
+	}
+	s.tokens[access] = now.Add(s.cfg.lifetime)
+	s.issued = append(s.issued, access)
 }
 
 func randomHex(n int) string {

@@ -176,6 +176,58 @@ func TestSynchronousPay(t *testing.T) {
 	var e *vpay.Error
 	require.ErrorAs(t, err, &e)
 	assert.Equal(t, 200, e.HTTPStatus)
+
+	p, err = c.Pay(context.Background(), &vpay.PayRequest{Amount: 240, Phone: vpaytest.PhoneCancelled})
+	require.NoError(t, err, "a cancelled payment is answered, not a panic")
+	assert.Equal(t, vpay.StatusFailed, p.Status)
+}
+
+func TestRetainedTransactionsAreCapped(t *testing.T) {
+	s := vpaytest.NewServer(vpaytest.WithMaxTransactions(3), vpaytest.WithPaymentDelay(time.Hour))
+	defer s.Close()
+	c := s.Client()
+	var ids []string
+	for i := range 5 {
+		p, err := c.Pay(context.Background(), &vpay.PayRequest{Amount: 100, Phone: vpaytest.PhoneSuccess, Reference: "order-" + string(rune('a'+i))})
+		require.NoError(t, err)
+		ids = append(ids, p.TransactionID)
+	}
+	txs := s.Transactions()
+	require.Len(t, txs, 3, "the oldest are forgotten past the cap")
+	assert.Equal(t, ids[2], txs[0].TransactionID)
+	assert.Zero(t, s.PaymentsFor("order-a"))
+	assert.Equal(t, 1, s.PaymentsFor("order-e"))
+	_, err := c.Status(context.Background(), ids[0])
+	assert.Error(t, err, "a forgotten transaction is not found")
+	_, err = c.Status(context.Background(), ids[4])
+	assert.NoError(t, err)
+	_, err = vpaytest.Start(vpaytest.WithMaxTransactions(0))
+	assert.Error(t, err)
+}
+
+func TestUnknownPathsAreNotCounted(t *testing.T) {
+	s := vpaytest.NewServer()
+	defer s.Close()
+	for _, p := range []string{"wp-admin/", "../etc/passwd", "pay/x", "auth/"} {
+		resp, _ := raw(t, s, "POST", p, "", "")
+		_ = resp
+	}
+	assert.Equal(t, 1, s.Requests("/auth/"))
+	assert.Zero(t, s.Requests("/wp-admin/"))
+	assert.Zero(t, s.Requests("/pay/x"))
+}
+
+func TestOldestTokenRevokedPastTheCap(t *testing.T) {
+	s := vpaytest.NewServer()
+	defer s.Close()
+	first := token(t, s)
+	for range 10000 {
+		token(t, s)
+	}
+	resp, _ := raw(t, s, "GET", "transaction/status/?transaction_id=VP1", first, "")
+	assert.Equal(t, 401, resp.StatusCode, "the oldest token made room")
+	resp, _ = raw(t, s, "GET", "transaction/status/?transaction_id=VP1", token(t, s), "")
+	assert.Equal(t, 404, resp.StatusCode, "a new token works")
 }
 
 func TestLinks(t *testing.T) {

@@ -62,6 +62,7 @@ func (s *Server) createTransaction(b *payBody, amount int64) (tx *transaction, d
 	s.txs[tx.ID] = tx
 	s.order = append(s.order, tx.ID)
 	s.refs[tx.Reference] = append(s.refs[tx.Reference], tx.ID)
+	s.forgetOldest()
 	if !s.cfg.synchronousPay {
 		s.background(func() {
 			select {
@@ -72,6 +73,25 @@ func (s *Server) createTransaction(b *payBody, amount int64) (tx *transaction, d
 		})
 	}
 	return tx, false
+}
+
+// forgetOldest drops the oldest transactions past the cap. The caller holds
+// s.mu.
+func (s *Server) forgetOldest() {
+	n := len(s.order) - s.cfg.maxTxs
+	if n <= 0 {
+		return
+	}
+	for i, id := range s.order[:n] {
+		if tx := s.txs[id]; tx != nil {
+			delete(s.refs, tx.Reference)
+		}
+		delete(s.txs, id)
+		s.order[i] = ""
+	}
+	// Consumed from the front: append moves the live part to a new array
+	// when this one is full.
+	s.order = s.order[n:]
 }
 
 // complete moves a pending transaction to its outcome, decided by the phone

@@ -1,0 +1,5 @@
+//go:build !race
+
+package vpaytest_test
+
+const raceEnabled = false
