@@ -17,7 +17,7 @@ import (
 )
 
 // Version is the SDK's version, sent in the User-Agent.
-const Version = "0.1.0"
+const Version = "0.2.0"
 
 // Mode is the environment an API key belongs to.
 type Mode string

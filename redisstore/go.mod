@@ -2,12 +2,10 @@ module github.com/vonsung/vpay-go/redisstore
 
 go 1.25
 
-replace github.com/vonsung/vpay-go => ../
-
 require (
 	github.com/redis/go-redis/v9 v9.17.3
 	github.com/stretchr/testify v1.11.1
-	github.com/vonsung/vpay-go v0.0.0
+	github.com/vonsung/vpay-go v0.2.0
 )
 
 require (
