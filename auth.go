@@ -221,15 +221,34 @@ func (c *Client) startRefresh(ctx context.Context, stale *Token) <-chan singlefl
 	})
 }
 
-// fetchToken calls POST /auth/. The lifetime is counted from the moment the
-// request is sent, on the local clock, so neither the server's clock nor the
-// time the answer took can make the client use an expired token.
+// fetchToken calls POST /auth/, with a loop of its own: the API calls' loop
+// starts by asking for a token, and must not be re-entered from inside that.
+// The request takes a rate-limit slot (it counts against the key), and is
+// retried by the same rule as any call. The lifetime is counted from the
+// moment the request is sent, on the local clock, so neither the server's
+// clock nor the time the answer took can make the client use an expired
+// token.
 func (c *Client) fetchToken(ctx context.Context) (*Token, error) {
-	sent := c.clock.Now()
+	cl := call{ep: &c.auth, body: []byte{}}
 	var ar wire.AuthResponse
-	err := c.do(ctx, call{method: "POST", path: "auth/", body: []byte{}}, &ar)
-	if err != nil {
-		return nil, err
+	var sent time.Time
+	for tries := 0; ; tries++ {
+		if err := c.rate.wait(ctx); err != nil {
+			return nil, c.fail(cl, err, false)
+		}
+		sent = c.clock.Now()
+		res := c.exchange(ctx, cl.ep, "", cl.body, nil, &ar)
+		if res.err == nil {
+			break
+		}
+		wait, why, again := c.retryAfter(ctx, res, tries)
+		c.logDecision(ctx, cl, again, why, wait)
+		if !again {
+			return nil, c.fail(cl, res.err, false)
+		}
+		if err := c.clock.Sleep(ctx, wait); err != nil {
+			return nil, c.fail(cl, gaveUp(err), false)
+		}
 	}
 	if ar.Access == "" {
 		return nil, &Error{Method: "POST", Path: "/auth/", Message: "response has no access token"}

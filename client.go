@@ -10,7 +10,6 @@ import (
 	"net/url"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"golang.org/x/sync/singleflight"
@@ -32,26 +31,26 @@ const (
 // *Client is safe for concurrent use by any number of goroutines, and it
 // keeps one access token and one rate-limit budget for all of them.
 type Client struct {
-	apiUser   string
-	apiKey    secret
-	baseURL   *url.URL
-	http      *http.Client
-	logger    *slog.Logger
-	userAgent string
-	retries   int
-	maxWait   time.Duration
-	limiter   Limiter
-	store     TokenStore
-	clock     clock
-	poll      time.Duration
+	apiUser string
+	apiKey  secret
+	baseURL *url.URL
+	http    *http.Client
+	logger  *slog.Logger
+	retries int
+	rate    *rateGate
+	store   TokenStore
+	clock   clock
+	poll    time.Duration
+
+	// The API's endpoints, their URLs built once.
+	auth, pay, status, links endpoint
+	// Header values every request sends, built once.
+	uaValue, userValue []string
 
 	refresh singleflight.Group
 
 	mu   sync.Mutex
 	mode Mode
-	rl   RateLimit
-
-	headerIssues atomic.Uint32 // the headerIssue kinds already logged
 }
 
 // NewClient returns a client for the API user and key from the V-Pay
@@ -107,20 +106,31 @@ func NewClient(apiUser, apiKey string, opts ...Option) (*Client, error) {
 		baseURL:   base,
 		http:      cfg.httpClient,
 		logger:    cfg.logger,
-		userAgent: "vpay-go/" + Version,
 		retries:   cfg.maxRetries,
-		maxWait:   cfg.maxWait,
-		limiter:   cfg.limiter,
 		store:     cfg.store,
 		clock:     cfg.clock,
 		poll:      cfg.poll,
 		mode:      userMode,
+		userValue: []string{apiUser},
 	}
 	if keyMode != "" {
 		c.mode = keyMode
 	}
+	ua := "vpay-go/" + Version
 	if cfg.userAgent != "" {
-		c.userAgent += " " + cfg.userAgent
+		ua += " " + cfg.userAgent
+	}
+	c.uaValue = []string{ua}
+	for _, e := range []struct {
+		ep           *endpoint
+		method, path string
+	}{
+		{&c.auth, http.MethodPost, "auth/"},
+		{&c.pay, http.MethodPost, "pay/"},
+		{&c.status, http.MethodGet, "transaction/status/"},
+		{&c.links, http.MethodPost, "payment-links/"},
+	} {
+		*e.ep = endpoint{method: e.method, path: "/" + e.path, url: base.ResolveReference(&url.URL{Path: e.path}).String()}
 	}
 	if c.http == nil {
 		c.http = defaultHTTPClient()
@@ -128,9 +138,11 @@ func NewClient(apiUser, apiKey string, opts ...Option) (*Client, error) {
 	if c.logger == nil {
 		c.logger = slog.New(slog.DiscardHandler)
 	}
-	if c.limiter == nil {
-		c.limiter = newLocalLimiter(cfg.plan, cfg.planSet, c.clock)
+	limiter := cfg.limiter
+	if limiter == nil {
+		limiter = newLocalLimiter(cfg.plan, cfg.planSet, c.clock)
 	}
+	c.rate = &rateGate{limiter: limiter, clock: c.clock, maxWait: cfg.maxWait, logger: c.logger}
 	if c.store == nil {
 		c.store = NewMemoryTokenStore()
 	}
@@ -234,11 +246,7 @@ func (c *Client) Mode() Mode {
 
 // RateLimit returns the latest rate-limit state the server announced (the
 // zero value before any response).
-func (c *Client) RateLimit() RateLimit {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.rl
-}
+func (c *Client) RateLimit() RateLimit { return c.rate.Latest() }
 
 // String describes the client without its credentials.
 func (c *Client) String() string {

@@ -1,7 +1,6 @@
 package vpay
 
 import (
-	"errors"
 	"fmt"
 	"strings"
 )
@@ -97,6 +96,8 @@ type Error struct {
 	// Err is the underlying cause: a transport error, a decoding error, the
 	// context's error.
 	Err error
+
+	noAnswer bool // no complete answer arrived: the connection failed or the body was cut
 }
 
 func (e *Error) Error() string {
@@ -149,17 +150,22 @@ func (e *Error) Is(target error) bool {
 	return false
 }
 
-// Temporary reports whether the same call may succeed later: network
-// errors, rate limits and 5xx answers.
-func (e *Error) Temporary() bool {
-	switch {
-	case e.Code == CodeNetworkError, e.Code == CodeRateLimited, e.HTTPStatus == 429:
-		return true
-	case e.HTTPStatus >= 500, e.HTTPStatus == 0 && e.Err != nil:
-		return true
-	}
-	return false
+// Retryable reports whether the same call may succeed if made again later:
+// a rate limit (after its window resets), NETWORK_ERROR, a connection that
+// failed or an answer cut short, and HTTP 500, 502, 503 and 504. It is the
+// rule the client itself follows for its own retries, so an error that
+// says true has already been retried as far as WithMaxRetries allowed.
+// A Pay is safe to retry with the same Reference: V-Pay refuses a second
+// payment for it.
+func (e *Error) Retryable() bool {
+	ok, _ := retryable(e.HTTPStatus, e.Code, e.noAnswer)
+	return ok
 }
+
+// Temporary is Retryable.
+//
+// Deprecated: use Retryable, which says what it means.
+func (e *Error) Temporary() bool { return e.Retryable() }
 
 // ValidationError is returned, before any request is sent, for input the SDK
 // can refuse itself. It names the field and matches ErrInvalidRequest and the
@@ -184,13 +190,4 @@ func (e *ValidationError) Is(target error) bool {
 
 func invalid(field string, kind error, format string, args ...any) *ValidationError {
 	return &ValidationError{Field: field, Reason: fmt.Sprintf(format, args...), kind: kind}
-}
-
-// errorCodeOf returns the ErrorCode that err carries, or "".
-func errorCodeOf(err error) ErrorCode {
-	var e *Error
-	if errors.As(err, &e) {
-		return e.Code
-	}
-	return ""
 }

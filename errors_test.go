@@ -113,14 +113,13 @@ func TestValidationErrorIsNotAnAPIError(t *testing.T) {
 }
 
 func TestTransportErrorIsError(t *testing.T) {
-	url := newRawServer(t, func(http.ResponseWriter, *http.Request) {})
-	c, err := NewClient(testUser, testKey, WithBaseURL(url), WithMaxRetries(0))
+	c, err := NewClient(testUser, testKey, WithBaseURL("http://127.0.0.1:1/"), WithMaxRetries(0)) // nothing listens there
 	require.NoError(t, err)
-	c.baseURL.Host = "127.0.0.1:1" // nothing listens there
 	_, err = c.Token(context.Background())
 	var e *Error
 	require.ErrorAs(t, err, &e)
 	assert.Zero(t, e.HTTPStatus)
-	assert.True(t, e.Temporary())
+	assert.True(t, e.Retryable())
+	assert.True(t, e.Temporary(), "the deprecated alias agrees")
 	assert.False(t, e.OutcomeUnknown, "a refused connection never reached the server")
 }

@@ -52,7 +52,7 @@ func (c *Client) CreateLink(ctx context.Context, req *LinkRequest) (*Link, error
 	var w wire.Link
 	// Retried like any call: a second link after a lost answer moves no
 	// money, unlike a second payment.
-	if err := c.do(ctx, call{method: "POST", path: "payment-links/", body: raw, auth: true}, &w); err != nil {
+	if err := c.do(ctx, call{ep: &c.links, body: raw}, &w); err != nil {
 		return nil, err
 	}
 	l := &Link{

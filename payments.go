@@ -102,14 +102,14 @@ func (c *Client) Pay(ctx context.Context, req *PayRequest) (*Payment, error) {
 		return nil, &Error{Message: "cannot encode request", Err: err}
 	}
 	var tx wire.Transaction
-	cl := call{method: "POST", path: "pay/", body: raw, auth: true, reference: ref, creates: true}
+	cl := call{ep: &c.pay, body: raw, reference: ref, createsPayment: true}
 	if err := c.do(ctx, cl, &tx); err != nil {
 		return nil, err
 	}
 	if tx.TransactionID == "" {
 		// A 2xx that names no transaction ({}, null, a proxy's page of
 		// JSON) proves nothing: the payment may exist or not.
-		return nil, c.finish(cl, &Error{Message: "the answer names no transaction"}, true)
+		return nil, c.fail(cl, &Error{Message: "the answer names no transaction"}, true)
 	}
 	p := &Payment{
 		TransactionID: string(tx.TransactionID),

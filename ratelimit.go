@@ -3,11 +3,13 @@ package vpay
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"math"
 	"net/http"
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"golang.org/x/time/rate"
@@ -289,6 +291,122 @@ func (l *localLimiter) Observe(_ context.Context, rl RateLimit, throttled bool) 
 		// A window we had not reached by our clock: the server's word.
 		l.remaining, l.windowEnd = rl.Remaining, rl.Reset
 	}
+}
+
+// rateGate owns the client's rate limiting, in one place: the wait before
+// a request is sent, reading every answer's headers (the window, Retry-After,
+// the Date skew), the state RateLimit reports, telling the Limiter, and the
+// one rule for how long the client may wait: MaxWait, or less when the
+// ctx's deadline comes first.
+type rateGate struct {
+	limiter Limiter
+	clock   clock
+	maxWait time.Duration
+	logger  *slog.Logger
+
+	mu     sync.Mutex
+	latest RateLimit
+	issues atomic.Uint32 // the headerIssue kinds already logged
+}
+
+// budget is the longest a caller may wait now.
+func (g *rateGate) budget(ctx context.Context) time.Duration {
+	b := g.maxWait
+	if dl, ok := ctx.Deadline(); ok {
+		// A ctx deadline is wall-clock time, whatever clock the client
+		// runs on: what is left of it is a duration on any clock.
+		b = min(b, time.Until(dl))
+	}
+	return max(b, 0)
+}
+
+// wait returns when the Limiter lets one request go, asking again after
+// each wait it is told, for at most the budget in all; or an error matching
+// ErrRateLimited when the window will not reset in time.
+func (g *rateGate) wait(ctx context.Context) error {
+	giveUp := g.clock.Now().Add(g.budget(ctx))
+	for logged := false; ; {
+		d, err := g.limiter.Reserve(ctx, max(giveUp.Sub(g.clock.Now()), 0))
+		if err != nil || d <= 0 {
+			return err
+		}
+		if !logged && d >= time.Second { // once per call is enough
+			g.logWait(ctx, d, "rate limit: waiting for the window to reset")
+			logged = true
+		}
+		if err := g.clock.Sleep(ctx, d); err != nil {
+			return gaveUp(err)
+		}
+	}
+}
+
+// afterThrottle says how long to wait after a 429 before sending again:
+// until the Reset or Retry-After it announced, or a backoff when it
+// announced neither; not at all when that is beyond the budget.
+func (g *rateGate) afterThrottle(ctx context.Context, rl RateLimit, backoff time.Duration) (time.Duration, string, bool) {
+	wait := backoff
+	if !rl.Reset.IsZero() {
+		wait = max(rl.Reset.Sub(g.clock.Now()), 0)
+	}
+	if b := g.budget(ctx); wait > b {
+		return 0, fmt.Sprintf("429: the window resets in %s, beyond the %s the call may wait", wait.Round(time.Second), b.Round(time.Second)), false
+	}
+	return wait, fmt.Sprintf("429: waiting %s for the rate-limit window to reset", wait.Round(time.Millisecond)), true
+}
+
+// observe reads an answer's rate-limit headers (and Retry-After on a 429),
+// records them as the latest state, tells the Limiter and logs what was
+// wrong with them, once per kind. It returns the state the answer
+// announced.
+func (g *rateGate) observe(ctx context.Context, h http.Header, status int) RateLimit {
+	now := g.clock.Now()
+	rl, ok, issues := parseRateLimit(h, now)
+	if ok {
+		g.mu.Lock()
+		g.latest = rl
+		g.mu.Unlock()
+	} else {
+		issues |= issueNoHeaders
+	}
+	throttled := status == http.StatusTooManyRequests
+	if throttled {
+		d, ok, issue := retryAfter(h, now)
+		issues |= issue
+		if ok && now.Add(d).After(rl.Reset) {
+			rl.Reset = now.Add(d)
+		}
+	}
+	g.limiter.Observe(ctx, rl, throttled)
+	g.logIssues(ctx, issues)
+	return rl
+}
+
+// Latest is the state the last answer with rate-limit headers announced.
+func (g *rateGate) Latest() RateLimit {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return g.latest
+}
+
+// logIssues logs each kind of rate-limit header problem once in the
+// client's life: a misbehaving proxy would otherwise fill the log.
+func (g *rateGate) logIssues(ctx context.Context, issues headerIssue) {
+	if issues == 0 {
+		return
+	}
+	fresh := issues &^ headerIssue(g.issues.Or(uint32(issues)))
+	for i := headerIssue(1); fresh != 0; i <<= 1 {
+		if fresh&i != 0 {
+			fresh &^= i
+			g.logger.LogAttrs(ctx, slog.LevelWarn, "vpay: rate-limit headers: "+i.String())
+		}
+	}
+}
+
+// logWait tells the merchant, at info level, about a wait a person would
+// notice.
+func (g *rateGate) logWait(ctx context.Context, d time.Duration, why string) {
+	g.logger.LogAttrs(ctx, slog.LevelInfo, "vpay: waiting", slog.Duration("wait", d), slog.String("reason", why))
 }
 
 // armProbe starts probing when the state says the window is spent until

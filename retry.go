@@ -14,38 +14,45 @@ import (
 	"time"
 )
 
-// retryDecision says whether a failed attempt is retried, after how long,
-// and why, in words that go straight into the debug log.
-func (c *Client) retryDecision(ctx context.Context, res result, retries int) (reason string, wait time.Duration, ok bool) {
-	if ctx.Err() != nil {
-		return "", 0, false
-	}
-	if retries >= c.retries {
-		return "", 0, false
-	}
-	backoff := c.backoff(retries)
+// retryable is the one rule for whether a failure may go away if the same
+// request is sent again, with the reason in words for the log. The request
+// loop and Error.Retryable both ask it.
+func retryable(status int, code ErrorCode, noAnswer bool) (bool, string) {
 	switch {
-	case res.throttled:
-		now := c.clock.Now()
-		wait = res.rl.Reset.Sub(now)
-		if res.rl.Reset.IsZero() {
-			wait = backoff
-		}
-		if wait > c.maxWait {
-			return "", 0, false
-		}
-		if dl, ok := ctx.Deadline(); ok && wait > time.Until(dl) {
-			return "", 0, false
-		}
-		return fmt.Sprintf("429: waiting %s for the rate-limit window to reset", wait.Round(time.Millisecond)), max(wait, 0), true
-	case res.transport:
-		return "transport error: " + errorSummary(res.err), backoff, true
-	case errorCodeOf(res.err) == CodeNetworkError:
-		return "502 NETWORK_ERROR: the mobile money network failed", backoff, true
-	case res.status == http.StatusBadGateway, res.status == http.StatusServiceUnavailable, res.status == http.StatusGatewayTimeout:
-		return fmt.Sprintf("HTTP %d: server temporarily unavailable", res.status), backoff, true
+	case status == http.StatusTooManyRequests || code == CodeRateLimited:
+		return true, "rate limited"
+	case code == CodeNetworkError:
+		return true, "NETWORK_ERROR: the mobile money network failed"
+	case noAnswer:
+		return true, "no complete answer arrived"
+	case status == http.StatusInternalServerError, status == http.StatusBadGateway,
+		status == http.StatusServiceUnavailable, status == http.StatusGatewayTimeout:
+		return true, fmt.Sprintf("HTTP %d: the server failed, maybe for a moment", status)
+	case status == 0:
+		return false, "the request was not sent"
 	}
-	return "", 0, false
+	return false, fmt.Sprintf("HTTP %d %s: the same request would fail again", status, code)
+}
+
+// retryAfter decides whether a failed attempt is tried again and after how
+// long, and says why either way, in words that go straight into the log.
+func (c *Client) retryAfter(ctx context.Context, res result, tries int) (time.Duration, string, bool) {
+	var e *Error
+	if !errors.As(res.err, &e) {
+		return 0, "not an API failure", false
+	}
+	ok, why := retryable(e.HTTPStatus, e.Code, e.noAnswer)
+	switch {
+	case !ok:
+		return 0, why, false
+	case ctx.Err() != nil:
+		return 0, why + ", but the context ended", false
+	case tries >= c.retries:
+		return 0, fmt.Sprintf("%s, but %d retries are spent", why, c.retries), false
+	case res.status == http.StatusTooManyRequests:
+		return c.rate.afterThrottle(ctx, res.rl, c.backoff(tries))
+	}
+	return c.backoff(tries), why, true
 }
 
 // backoff is exponential with full jitter: uniformly random in
@@ -56,18 +63,22 @@ func (c *Client) backoff(n int) time.Duration {
 	return rand.N(ceiling + 1)
 }
 
-func (c *Client) logRetry(ctx context.Context, cl call, reason string, wait time.Duration) {
-	c.logger.LogAttrs(ctx, slog.LevelDebug, "vpay: retrying",
-		slog.String("method", cl.method), slog.String("path", "/"+cl.path),
-		slog.String("reason", reason), slog.Duration("wait", wait))
-}
-
-func errorSummary(err error) string {
-	var e *Error
-	if errors.As(err, &e) && e.Err != nil {
-		return transportSummary(e.Err)
+// logDecision logs a retry decision, taken or declined, with its reason.
+// A wait a person would notice is logged at info level too.
+func (c *Client) logDecision(ctx context.Context, cl call, again bool, why string, wait time.Duration) {
+	if again && wait >= time.Second {
+		c.rate.logWait(ctx, wait, why)
 	}
-	return transportSummary(err)
+	if !c.logger.Enabled(ctx, slog.LevelDebug) {
+		return
+	}
+	msg := "vpay: not retrying"
+	if again {
+		msg = "vpay: retrying"
+	}
+	c.logger.LogAttrs(ctx, slog.LevelDebug, msg,
+		slog.String("method", cl.ep.method), slog.String("path", cl.ep.path),
+		slog.String("reason", why), slog.Duration("wait", wait))
 }
 
 func transportSummary(err error) string {

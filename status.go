@@ -100,8 +100,12 @@ func transactionFromWire(w *wire.Transaction) *Transaction {
 		t.TransactionDate = d
 	} else if w.TransactionDate != "" {
 		loc := wire.Kigali()
-		if l, err := time.LoadLocation(string(w.Timezone)); err == nil && w.Timezone != "" {
-			loc = l
+		if tz := string(w.Timezone); tz != "" && tz != "Africa/Kigali" {
+			// Loading a zone reads tzdata: only for a zone other than
+			// the one every documented answer names.
+			if l, err := time.LoadLocation(tz); err == nil {
+				loc = l
+			}
 		}
 		if d, ok := wire.ParseTime(string(w.TransactionDate), loc); ok {
 			t.TransactionDate = d
@@ -120,7 +124,7 @@ func (c *Client) Status(ctx context.Context, transactionID string) (*Transaction
 		return nil, invalid("transactionID", nil, "%q is not a transaction id", transactionID)
 	}
 	var w wire.Transaction
-	err := c.do(ctx, call{method: "GET", path: "transaction/status/", query: url.Values{"transaction_id": {id}}, auth: true}, &w)
+	err := c.do(ctx, call{ep: &c.status, query: "transaction_id=" + url.QueryEscape(id)}, &w)
 	if err != nil {
 		return nil, err
 	}
@@ -184,7 +188,7 @@ func (c *Client) Wait(ctx context.Context, transactionID string) (*Transaction, 
 			var e *Error
 			// A transient failure is polled through; anything else (an
 			// unknown id, a bad key) will not get better.
-			if !errors.As(err, &e) || !e.Temporary() {
+			if !errors.As(err, &e) || !e.Retryable() {
 				return last, err
 			}
 		}

@@ -1,6 +1,9 @@
 package wire
 
-import "encoding/json"
+import (
+	"encoding/json"
+	"strings"
+)
 
 // Envelope holds the fields every V-Pay body may carry. A body whose status
 // is "error" is a failure whatever the HTTP status.
@@ -12,7 +15,7 @@ type Envelope struct {
 
 // IsError reports whether the body says it is an error.
 func (e *Envelope) IsError() bool {
-	return NormalizeStatus(string(e.Status)) == "error" || e.ErrorCode != ""
+	return e.ErrorCode != "" || strings.EqualFold(strings.TrimSpace(string(e.Status)), "error")
 }
 
 // AuthResponse is the body of POST /auth/.

@@ -14,6 +14,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 )
 
 // Amount is a whole number of RWF that the server may send as 240, 240.0 or
@@ -22,12 +23,14 @@ type Amount int64
 
 // UnmarshalJSON implements json.Unmarshaler.
 func (a *Amount) UnmarshalJSON(b []byte) error {
-	s := string(bytes.TrimSpace(b))
-	if s == "null" {
+	b = bytes.TrimSpace(b)
+	if string(b) == "null" {
 		return nil
 	}
-	if strings.HasPrefix(s, `"`) {
-		if err := json.Unmarshal(b, &s); err != nil {
+	s := string(b)
+	if len(b) > 0 && b[0] == '"' {
+		var err error
+		if s, err = unquote(b); err != nil {
 			return err
 		}
 		s = strings.TrimSpace(s)
@@ -75,8 +78,8 @@ func (t *Text) UnmarshalJSON(b []byte) error {
 		return nil
 	}
 	if b[0] == '"' {
-		var s string
-		if err := json.Unmarshal(b, &s); err != nil {
+		s, err := unquote(b)
+		if err != nil {
 			return err
 		}
 		*t = Text(s)
@@ -89,34 +92,63 @@ func (t *Text) UnmarshalJSON(b []byte) error {
 	return nil
 }
 
+// unquote returns the string a JSON string literal holds. The decoder has
+// already checked the literal's syntax, so one without escapes and in valid
+// UTF-8 is its own contents: taken as is, without a second decoder (the
+// common case, and most of the cost of a lenient field). Anything else goes
+// through encoding/json, which knows every escape.
+func unquote(b []byte) (string, error) {
+	if len(b) >= 2 && b[0] == '"' && b[len(b)-1] == '"' {
+		inner := b[1 : len(b)-1]
+		if bytes.IndexByte(inner, '\\') < 0 && utf8.Valid(inner) {
+			return string(inner), nil
+		}
+	}
+	var s string
+	err := json.Unmarshal(b, &s)
+	return s, err
+}
+
 // NormalizeStatus maps the server's spellings of a status ("PENNDING",
 // "Successful", "SUCCESS") to the documented lower-case values. An unknown
 // status is returned lower-cased, never refused.
 func NormalizeStatus(s string) string {
-	v := strings.ToLower(strings.TrimSpace(s))
-	switch v {
-	case "pending", "pennding", "pendding":
-		return "pending"
-	case "successful", "success", "succeeded", "completed":
-		return "successful"
-	case "failed", "failure":
-		return "failed"
-	case "cancelled", "canceled":
-		return "cancelled"
+	s = strings.TrimSpace(s)
+	for _, known := range statusSpellings {
+		if strings.EqualFold(s, known.spelling) {
+			return known.status // no lower-casing copy for the usual answers
+		}
 	}
-	return v
+	return strings.ToLower(s)
+}
+
+var statusSpellings = []struct{ spelling, status string }{
+	{"pending", "pending"}, {"pennding", "pending"}, {"pendding", "pending"},
+	{"successful", "successful"}, {"success", "successful"}, {"succeeded", "successful"}, {"completed", "successful"},
+	{"failed", "failed"}, {"failure", "failed"},
+	{"cancelled", "cancelled"}, {"canceled", "cancelled"},
+	{"refunded", "refunded"}, {"disputed", "disputed"}, {"error", "error"},
 }
 
 // kigali is Rwanda's zone: UTC+2, no daylight saving. A fixed zone keeps the
 // SDK independent of the host's tzdata.
 var kigali = time.FixedZone("CAT", 2*60*60)
 
-var layouts = []string{
-	time.RFC3339Nano,
-	"2006-01-02T15:04:05.999999999",
-	"2006-01-02 03:04:05 PM",
-	"2006-01-02 15:04:05",
-	"2006-01-02",
+// layoutFor picks the one layout s can be in by its shape, so that a date
+// is parsed once rather than tried against every layout in turn.
+func layoutFor(s string) string {
+	switch {
+	case len(s) == len("2006-01-02"):
+		return "2006-01-02"
+	case len(s) > 10 && s[10] == 'T':
+		if strings.HasSuffix(s, "Z") || strings.LastIndexAny(s, "+-") > 10 {
+			return time.RFC3339Nano
+		}
+		return "2006-01-02T15:04:05.999999999"
+	case strings.HasSuffix(s, "M"): // AM, PM
+		return "2006-01-02 03:04:05 PM"
+	}
+	return "2006-01-02 15:04:05"
 }
 
 // ParseTime reads the API's date strings. ISO 8601 values carry their own
@@ -130,12 +162,8 @@ func ParseTime(s string, loc *time.Location) (t time.Time, ok bool) {
 	if loc == nil {
 		loc = kigali
 	}
-	for _, l := range layouts {
-		if t, err := time.ParseInLocation(l, s, loc); err == nil {
-			return t, true
-		}
-	}
-	return time.Time{}, false
+	t, err := time.ParseInLocation(layoutFor(s), s, loc)
+	return t, err == nil
 }
 
 // Kigali returns Rwanda's time zone (UTC+2).

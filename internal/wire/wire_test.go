@@ -56,3 +56,36 @@ func TestNormalizeStatus(t *testing.T) {
 		assert.Equal(t, want, NormalizeStatus(in), in)
 	}
 }
+
+func TestTextTakesPlainStringsAsIsAndEscapesThroughJSON(t *testing.T) {
+	for in, want := range map[string]string{
+		`"VP86583387"`:        "VP86583387",
+		`"Celestin \"Tino\""`: `Celestin "Tino"`,
+		`"caf\u00e9"`:         "café",
+		`"Kigali"`:            "Kigali",
+		"\"\xff\"":            "\ufffd",
+		`42`:                  "42",
+		`null`:                "",
+	} {
+		var got Text
+		require.NoError(t, got.UnmarshalJSON([]byte(in)), in)
+		assert.Equal(t, want, string(got), in)
+	}
+}
+
+func TestParseTimeByShape(t *testing.T) {
+	for in, want := range map[string]time.Time{
+		"2026-05-30 08:03:32 PM":    time.Date(2026, 5, 30, 18, 3, 32, 0, time.UTC),
+		"2026-05-30 20:03:32":       time.Date(2026, 5, 30, 18, 3, 32, 0, time.UTC),
+		"2026-05-30T18:03:32Z":      time.Date(2026, 5, 30, 18, 3, 32, 0, time.UTC),
+		"2026-05-30T20:03:32+02:00": time.Date(2026, 5, 30, 18, 3, 32, 0, time.UTC),
+		"2026-05-30T20:03:32.5":     time.Date(2026, 5, 30, 18, 3, 32, 5e8, time.UTC),
+		"2026-05-30":                time.Date(2026, 5, 29, 22, 0, 0, 0, time.UTC),
+	} {
+		got, ok := ParseTime(in, Kigali())
+		require.True(t, ok, in)
+		assert.True(t, want.Equal(got), "%s: %s", in, got)
+	}
+	_, ok := ParseTime("yesterday", Kigali())
+	assert.False(t, ok)
+}
