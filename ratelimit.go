@@ -307,6 +307,25 @@ type rateGate struct {
 	mu     sync.Mutex
 	latest RateLimit
 	issues atomic.Uint32 // the headerIssue kinds already logged
+	date   atomic.Pointer[parsedDate]
+}
+
+// parsedDate is the last Date header read: it changes once a second, so
+// most answers reuse its parse.
+type parsedDate struct {
+	text string
+	t    time.Time
+	err  error
+}
+
+// parseDate is http.ParseTime, remembered for the last value seen.
+func (g *rateGate) parseDate(v string) (time.Time, error) {
+	if d := g.date.Load(); d != nil && d.text == v {
+		return d.t, d.err
+	}
+	t, err := http.ParseTime(v)
+	g.date.Store(&parsedDate{v, t, err})
+	return t, err
 }
 
 // budget is the longest a caller may wait now.
@@ -360,7 +379,7 @@ func (g *rateGate) afterThrottle(ctx context.Context, rl RateLimit, backoff time
 // announced.
 func (g *rateGate) observe(ctx context.Context, h http.Header, status int) RateLimit {
 	now := g.clock.Now()
-	rl, ok, issues := parseRateLimit(h, now)
+	rl, ok, issues := parseRateLimit(h, now, g.parseDate)
 	if ok {
 		g.mu.Lock()
 		g.latest = rl
@@ -370,7 +389,7 @@ func (g *rateGate) observe(ctx context.Context, h http.Header, status int) RateL
 	}
 	throttled := status == http.StatusTooManyRequests
 	if throttled {
-		d, ok, issue := retryAfter(h, now)
+		d, ok, issue := retryAfter(h, now, g.parseDate)
 		issues |= issue
 		if ok && now.Add(d).After(rl.Reset) {
 			rl.Reset = now.Add(d)
@@ -463,11 +482,13 @@ func (i headerIssue) String() string {
 // day ahead is clamped to a day, and without a Reset the Remaining counts
 // against the current clock minute. The second result is false when the
 // response carried none of the headers; the third says what was wrong.
-func parseRateLimit(h http.Header, now time.Time) (RateLimit, bool, headerIssue) {
+func parseRateLimit(h http.Header, now time.Time, parseDate func(string) (time.Time, error)) (RateLimit, bool, headerIssue) {
 	var issues headerIssue
-	limit, okL := headerInt(h, "X-RateLimit-Limit", &issues)
-	remaining, okR := headerInt(h, "X-RateLimit-Remaining", &issues)
-	reset, okT := headerInt(h, "X-RateLimit-Reset", &issues)
+	// Canonical keys, read straight from the map: Header.Get would
+	// canonicalize "X-RateLimit-Limit" anew on every answer.
+	limit, okL := headerInt(h, "X-Ratelimit-Limit", &issues)
+	remaining, okR := headerInt(h, "X-Ratelimit-Remaining", &issues)
+	reset, okT := headerInt(h, "X-Ratelimit-Reset", &issues)
 	if !okL && !okR && !okT {
 		return RateLimit{}, false, issues
 	}
@@ -483,7 +504,7 @@ func parseRateLimit(h http.Header, now time.Time) (RateLimit, bool, headerIssue)
 		rl.Reset = now.Truncate(time.Minute).Add(time.Minute)
 	}
 	if okT {
-		skew, skewIssue := clockSkew(h, now)
+		skew, skewIssue := clockSkew(h, now, parseDate)
 		issues |= skewIssue
 		rl.Reset = rl.Reset.Add(skew)
 	}
@@ -497,8 +518,15 @@ func parseRateLimit(h http.Header, now time.Time) (RateLimit, bool, headerIssue)
 // clockSkew returns how far the local clock is ahead of the server's, or 0
 // when the difference is within the Date header's resolution, or more than
 // a day (a broken Date, not a skewed clock).
-func clockSkew(h http.Header, now time.Time) (time.Duration, headerIssue) {
-	d, err := http.ParseTime(h.Get("Date"))
+func clockSkew(h http.Header, now time.Time, parseDate func(string) (time.Time, error)) (time.Duration, headerIssue) {
+	var v string
+	if vs := h["Date"]; len(vs) > 0 {
+		v = vs[0]
+	}
+	if v == "" {
+		return 0, 0
+	}
+	d, err := parseDate(v)
 	if err != nil {
 		return 0, 0
 	}
@@ -514,7 +542,7 @@ func clockSkew(h http.Header, now time.Time) (time.Duration, headerIssue) {
 
 // retryAfter reads a Retry-After header, in seconds or as an HTTP date, as a
 // duration from now, at most a day.
-func retryAfter(h http.Header, now time.Time) (time.Duration, bool, headerIssue) {
+func retryAfter(h http.Header, now time.Time, parseDate func(string) (time.Time, error)) (time.Duration, bool, headerIssue) {
 	v := strings.TrimSpace(h.Get("Retry-After"))
 	if v == "" {
 		return 0, false, 0
@@ -528,7 +556,7 @@ func retryAfter(h http.Header, now time.Time) (time.Duration, bool, headerIssue)
 		// Bounded before the conversion, which would overflow past 292 years.
 		d = time.Duration(min(secs, 2*maxAnnounced.Seconds()) * float64(time.Second))
 	} else if t, err := http.ParseTime(v); err == nil {
-		skew, issue := clockSkew(h, now)
+		skew, issue := clockSkew(h, now, parseDate)
 		issues |= issue
 		d = max(t.Add(skew).Sub(now), 0)
 	} else {
@@ -544,9 +572,16 @@ func retryAfter(h http.Header, now time.Time) (time.Duration, bool, headerIssue)
 // documentation shows; "118.0" is read too. A value that is present but
 // negative, NaN, infinite or not a number adds issueBadValue and is not ok.
 func headerInt(h http.Header, key string, issues *headerIssue) (int64, bool) {
-	v := strings.TrimSpace(h.Get(key))
+	vs := h[key]
+	if len(vs) == 0 {
+		return 0, false
+	}
+	v := strings.TrimSpace(vs[0])
 	if v == "" {
 		return 0, false
+	}
+	if n, err := strconv.ParseInt(v, 10, 64); err == nil && n >= 0 && n <= 1<<53 {
+		return n, true // the documented form, without a float's detour
 	}
 	// The bound is where float64 stops holding integers exactly, far past
 	// any unix time in milliseconds.

@@ -327,14 +327,14 @@ func TestReservationIsTakenAfterTheToken(t *testing.T) {
 func TestHeaderInt(t *testing.T) {
 	for v, want := range map[string]int64{"118": 118, " 7 ": 7, "118.0": 118, "4102444800": 4102444800 /* 2100 */} {
 		var issues headerIssue
-		got, ok := headerInt(http.Header{"X-Ratelimit-Reset": {v}}, "X-RateLimit-Reset", &issues)
+		got, ok := headerInt(http.Header{"X-Ratelimit-Reset": {v}}, "X-Ratelimit-Reset", &issues)
 		assert.True(t, ok, v)
 		assert.Equal(t, want, got, v)
 		assert.Zero(t, issues, v)
 	}
 	for v, want := range map[string]headerIssue{"": 0, "-1": issueBadValue, "soon": issueBadValue, "1e300": issueBadValue, "NaN": issueBadValue, "-Inf": issueBadValue} {
 		var issues headerIssue
-		_, ok := headerInt(http.Header{"X-Ratelimit-Reset": {v}}, "X-RateLimit-Reset", &issues)
+		_, ok := headerInt(http.Header{"X-Ratelimit-Reset": {v}}, "X-Ratelimit-Reset", &issues)
 		assert.False(t, ok, v)
 		assert.Equal(t, want, issues, v)
 	}
@@ -377,7 +377,7 @@ func TestParseRateLimitNeverFreezes(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			got, ok, issues := parseRateLimit(tt.h, now)
+			got, ok, issues := parseRateLimit(tt.h, now, http.ParseTime)
 			assert.Equal(t, tt.ok, ok)
 			assert.Equal(t, tt.want.Limit, got.Limit)
 			assert.Equal(t, tt.want.Remaining, got.Remaining)
@@ -406,7 +406,7 @@ func TestRetryAfterNeverFreezes(t *testing.T) {
 		{"later", 0, false, issueBadValue},
 	}
 	for _, tt := range tests {
-		d, ok, issues := retryAfter(http.Header{"Retry-After": {tt.v}}, now)
+		d, ok, issues := retryAfter(http.Header{"Retry-After": {tt.v}}, now, http.ParseTime)
 		assert.Equal(t, tt.want, d, tt.v)
 		assert.Equal(t, tt.ok, ok, tt.v)
 		assert.Equal(t, tt.issues, issues, tt.v)

@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"net/http"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/vonsung/vpay-go/internal/wire"
@@ -168,12 +169,29 @@ func (c *Client) exchange(ctx context.Context, ep *endpoint, query string, body 
 		}
 	}
 	defer resp.Body.Close()
-	data, readErr := io.ReadAll(io.LimitReader(resp.Body, maxBodyBytes+1))
+	buf := bodyBuffers.Get().(*bytes.Buffer)
+	defer putBodyBuffer(buf)
+	buf.Reset()
+	if n := resp.ContentLength; n > 0 && n <= maxBodyBytes {
+		buf.Grow(int(n) + bytes.MinRead) // one read, no regrowth
+	}
+	_, readErr := buf.ReadFrom(io.LimitReader(resp.Body, maxBodyBytes+1))
 	res := result{status: resp.StatusCode, header: resp.Header}
 	res.rl = c.rate.observe(ctx, resp.Header, resp.StatusCode)
 	c.logExchange(ctx, ep, start, resp.StatusCode, resp.Header, nil)
-	c.decode(&res, ep, data, readErr, out)
+	// The decoded values copy what they keep: the buffer can go back.
+	c.decode(&res, ep, buf.Bytes(), readErr, out)
 	return res
+}
+
+// bodyBuffers holds the buffers answers are read into, so that a steady
+// stream of calls does not allocate one per answer.
+var bodyBuffers = sync.Pool{New: func() any { return new(bytes.Buffer) }}
+
+func putBodyBuffer(b *bytes.Buffer) {
+	if b.Cap() <= 64<<10 { // a rare huge answer is not kept
+		bodyBuffers.Put(b)
+	}
 }
 
 // newRequest builds the HTTP request: the endpoint's URL built once, and

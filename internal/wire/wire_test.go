@@ -86,6 +86,20 @@ func TestParseTimeByShape(t *testing.T) {
 		require.True(t, ok, in)
 		assert.True(t, want.Equal(got), "%s: %s", in, got)
 	}
-	_, ok := ParseTime("yesterday", Kigali())
-	assert.False(t, ok)
+	for _, bad := range []string{"yesterday", "2026-02-30 01:00:00 PM", "2026-05-30 13:03:32 PM", "2026-05-30 08:03:32 XM"} {
+		_, ok := ParseTime(bad, Kigali())
+		assert.False(t, ok, bad)
+	}
+	for in, want := range map[string]time.Time{
+		"2026-05-30 12:03:32 AM": time.Date(2026, 5, 30, 0, 3, 32, 0, time.UTC),
+		"2026-05-30 12:03:32 PM": time.Date(2026, 5, 30, 12, 3, 32, 0, time.UTC),
+		"2026-05-30 01:03:32 AM": time.Date(2026, 5, 30, 1, 3, 32, 0, time.UTC),
+	} {
+		got, ok := ParseTime(in, time.UTC)
+		require.True(t, ok, in)
+		assert.True(t, want.Equal(got), "%s: %s", in, got)
+		std, err := time.ParseInLocation("2006-01-02 03:04:05 PM", in, time.UTC)
+		require.NoError(t, err)
+		assert.True(t, std.Equal(got), "agrees with time.Parse on %s", in)
+	}
 }
