@@ -213,23 +213,27 @@ func isLoopback(host string) bool {
 	return ip != nil && ip.IsLoopback()
 }
 
+// defaultTransport is shared by every Client made without WithHTTPClient,
+// as net/http shares http.DefaultTransport, and is the package's one
+// global: a connection pool per Client would leak idle connections (and
+// their goroutines) in a program that makes a Client per request, and
+// would make every new Client pay a new TLS handshake. Sized for hundreds
+// of concurrent callers to one API host; HTTP/2 when the server offers it.
+var defaultTransport = &http.Transport{
+	Proxy:                 http.ProxyFromEnvironment,
+	DialContext:           (&net.Dialer{Timeout: 10 * time.Second, KeepAlive: 30 * time.Second}).DialContext,
+	ForceAttemptHTTP2:     true,
+	MaxIdleConns:          512,
+	MaxIdleConnsPerHost:   256,
+	IdleConnTimeout:       90 * time.Second,
+	TLSHandshakeTimeout:   10 * time.Second,
+	ExpectContinueTimeout: time.Second,
+	ResponseHeaderTimeout: DefaultTimeout,
+	TLSClientConfig:       &tls.Config{MinVersion: tls.VersionTLS12},
+}
+
 func defaultHTTPClient() *http.Client {
-	return &http.Client{
-		Timeout: DefaultTimeout,
-		Transport: &http.Transport{
-			Proxy:                 http.ProxyFromEnvironment,
-			DialContext:           (&net.Dialer{Timeout: 10 * time.Second, KeepAlive: 30 * time.Second}).DialContext,
-			ForceAttemptHTTP2:     true,
-			MaxIdleConns:          100,
-			MaxIdleConnsPerHost:   32,
-			IdleConnTimeout:       90 * time.Second,
-			TLSHandshakeTimeout:   10 * time.Second,
-			ExpectContinueTimeout: time.Second,
-			ResponseHeaderTimeout: DefaultTimeout,
-			TLSClientConfig:       &tls.Config{MinVersion: tls.VersionTLS12},
-		},
-		CheckRedirect: noRedirect,
-	}
+	return &http.Client{Timeout: DefaultTimeout, Transport: defaultTransport, CheckRedirect: noRedirect}
 }
 
 // noRedirect answers a redirect with the redirect itself: following it would

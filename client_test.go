@@ -6,7 +6,10 @@ import (
 	"encoding/json"
 	"fmt"
 	"log/slog"
+	"net"
 	"net/http"
+	"net/http/httptest"
+	"runtime"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -83,6 +86,11 @@ func TestDefaultHTTPClient(t *testing.T) {
 	tr := c.http.Transport.(*http.Transport)
 	assert.GreaterOrEqual(t, tr.TLSClientConfig.MinVersion, uint16(0x0303), "TLS 1.2 at least")
 	assert.False(t, tr.DisableKeepAlives)
+	assert.GreaterOrEqual(t, tr.MaxIdleConnsPerHost, 100, "sized for many concurrent callers")
+	assert.True(t, tr.ForceAttemptHTTP2)
+	c2, err := NewClient(testUser, testKey)
+	require.NoError(t, err)
+	assert.Same(t, tr, c2.http.Transport, "one pool for every Client")
 	assert.Equal(t, DefaultBaseURL, c.baseURL.String())
 }
 
@@ -244,4 +252,32 @@ func TestUserAgent(t *testing.T) {
 	_, err = c.Token(context.Background())
 	require.NoError(t, err)
 	assert.Equal(t, "vpay-go/"+Version+" shop/1.2", ua)
+}
+
+func TestClientPerRequestLeaksNoConnection(t *testing.T) {
+	var conns atomic.Int64
+	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/auth/" {
+			writeJSON(w, 200, `{"access":"a","mode":"sandbox","expires_in":300}`)
+			return
+		}
+		writeJSON(w, 200, `{"status":"pending","transaction_id":"VP1"}`)
+	}))
+	srv.Config.ConnState = func(_ net.Conn, s http.ConnState) {
+		if s == http.StateNew {
+			conns.Add(1)
+		}
+	}
+	srv.Start()
+	t.Cleanup(srv.Close)
+	before := runtime.NumGoroutine()
+	for range 100 {
+		// The careless merchant: a new Client for every request.
+		c, err := NewClient(testUser, testKey, WithBaseURL(srv.URL))
+		require.NoError(t, err)
+		_, err = c.Status(context.Background(), "VP1")
+		require.NoError(t, err)
+	}
+	assert.LessOrEqual(t, conns.Load(), int64(2), "the Clients share one pool: connections are reused, not left idle per Client")
+	assert.Less(t, runtime.NumGoroutine()-before, 20, "no goroutines left behind per Client")
 }
