@@ -60,6 +60,11 @@ func (f *fakeClock) Sleep(ctx context.Context, d time.Duration) error {
 	return nil
 }
 
+// SleepOrWake is Sleep: fake time passes at once, before any wake could.
+func (f *fakeClock) SleepOrWake(ctx context.Context, d time.Duration, _ <-chan struct{}) error {
+	return f.Sleep(ctx, d)
+}
+
 func (f *fakeClock) Sleeps() []time.Duration {
 	f.mu.Lock()
 	defer f.mu.Unlock()

@@ -55,18 +55,7 @@ func (c *Client) CreateLink(ctx context.Context, req *LinkRequest) (*Link, error
 	if err := c.do(ctx, call{ep: &c.links, body: raw}, &w); err != nil {
 		return nil, err
 	}
-	l := &Link{
-		ID:        string(w.LinkID),
-		Slug:      string(w.Slug),
-		URL:       string(w.URL),
-		QRCodeURL: string(w.QRCode),
-		Amount:    int64(w.Amount),
-		Type:      LinkType(strings.ToLower(string(w.Type))),
-		Active:    bool(w.Active),
-	}
-	if l.ID == "" {
-		l.ID = string(w.ID)
-	}
+	l := linkFromWire(&w)
 	if l.ID == "" {
 		return nil, &Error{Method: "POST", Path: "/payment-links/", Message: "the answer names no link"}
 	}

@@ -6,10 +6,8 @@ import (
 	"encoding/base32"
 	"encoding/json"
 	"net/mail"
-	"net/url"
 	"strings"
 	"time"
-	"unicode"
 	"unicode/utf8"
 
 	"github.com/vonsung/vpay-go/internal/wire"
@@ -111,23 +109,7 @@ func (c *Client) Pay(ctx context.Context, req *PayRequest) (*Payment, error) {
 		// JSON) proves nothing: the payment may exist or not.
 		return nil, c.fail(cl, &Error{Message: "the answer names no transaction"}, true)
 	}
-	p := &Payment{
-		TransactionID: string(tx.TransactionID),
-		Reference:     ref,
-		Status:        parseStatus(string(tx.Status)),
-		Message:       string(tx.Message),
-		PaymentURL:    string(tx.PaymentURL),
-		Merchant:      string(tx.Merchant),
-	}
-	p.CreatedAt, _ = wire.ParseTime(string(tx.CreatedAt), time.UTC)
-	if tx.Amount != 0 || tx.TransactionDate != "" || tx.PayerPhone != "" {
-		t := transactionFromWire(&tx)
-		if t.Reference == "" {
-			t.Reference = ref
-		}
-		p.Transaction = t
-	}
-	return p, nil
+	return paymentFromWire(&tx, ref), nil
 }
 
 // Validate checks r as Pay would, without sending anything.
@@ -254,77 +236,6 @@ func NormalizePhone(s string) (string, Network, error) {
 		return d, NetworkAirtel, nil
 	}
 	return "", "", invalid("PayRequest.Phone", ErrInvalidPhone, "%s is on no mobile money network (MTN 078/079, Airtel 072/073)", d)
-}
-
-// checkDescription refuses what V-Pay or MoMo would mangle. MTN MoMo drops
-// emoji, ":)" and other special characters silently and the payment then
-// fails at the network, so for MethodMTN only a safe set passes.
-func checkDescription(d string, m PaymentMethod) error {
-	const field = "PayRequest.Description"
-	if !utf8.ValidString(d) {
-		return invalid(field, ErrInvalidDescription, "not valid UTF-8")
-	}
-	if n := utf8.RuneCountInString(d); n > MaxDescriptionLen {
-		return invalid(field, ErrInvalidDescription, "%d characters, more than the %d V-Pay allows", n, MaxDescriptionLen)
-	}
-	for _, r := range d {
-		if unicode.IsControl(r) {
-			return invalid(field, ErrInvalidDescription, "contains control character %U", r)
-		}
-		if m == MethodMTN && !momoSafe(r) {
-			return invalid(field, ErrInvalidDescription, "contains %q, which MTN MoMo drops silently; use letters, digits, space and .,-_'/#()", r)
-		}
-	}
-	return nil
-}
-
-func momoSafe(r rune) bool {
-	switch {
-	case r >= 'a' && r <= 'z', r >= 'A' && r <= 'Z', r >= '0' && r <= '9':
-		return true
-	}
-	return strings.ContainsRune(" .,-_'/#()", r)
-}
-
-// MaxReferenceLen is the longest Reference the SDK sends.
-const MaxReferenceLen = 64
-
-func checkReference(ref string) error {
-	if len(ref) > MaxReferenceLen {
-		return invalid("PayRequest.Reference", ErrInvalidReference, "%d bytes, more than %d", len(ref), MaxReferenceLen)
-	}
-	for _, r := range ref {
-		if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || strings.ContainsRune("-_.:/#", r)) {
-			return invalid("PayRequest.Reference", ErrInvalidReference, "contains %q; use letters, digits and -_.:/#", r)
-		}
-	}
-	return nil
-}
-
-func checkText(field, s string, maxLen int) error {
-	if !utf8.ValidString(s) {
-		return invalid(field, nil, "not valid UTF-8")
-	}
-	if n := utf8.RuneCountInString(s); n > maxLen {
-		return invalid(field, nil, "%d characters, more than %d", n, maxLen)
-	}
-	for _, r := range s {
-		if unicode.IsControl(r) {
-			return invalid(field, nil, "contains control character %U", r)
-		}
-	}
-	return nil
-}
-
-func checkURL(field, s string) error {
-	if s == "" {
-		return nil
-	}
-	u, err := url.Parse(s)
-	if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
-		return invalid(field, nil, "%q is not an absolute http(s) URL", s)
-	}
-	return nil
 }
 
 // NewReference returns a fresh, unguessable payment reference: "vp_"

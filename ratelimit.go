@@ -62,20 +62,33 @@ func (p Plan) validate() error {
 // before every request (Reserve) and tells it every rate-limit state it sees
 // (Observe), so an implementation shared by many processes (see the
 // redisstore module) can pause all of them when one sees a spent window.
+// vpaytest.TestLimiter checks an implementation against the decisions of
+// the default one.
 //
 // Implementations must be safe for concurrent use.
 type Limiter interface {
-	// Reserve asks to send one request now. It returns 0 when the request
-	// may go (and counts it), or how long to wait before asking again (and
-	// counts nothing). Asking again, rather than booking a slot far ahead,
-	// lets a limiter base every decision on the latest headers. If the wait
-	// would be longer than maxWait it returns an error matching
+	// Reserve asks to send one request now. It returns a zero Wait when the
+	// request may go (and counts it), or how long to wait before asking
+	// again (and counts nothing). Asking again, rather than booking a slot
+	// far ahead, lets a limiter base every decision on the latest headers.
+	// If the wait would be longer than maxWait it returns an error matching
 	// ErrRateLimited instead (a *Error whose RateLimit says when the window
 	// resets).
-	Reserve(ctx context.Context, maxWait time.Duration) (time.Duration, error)
-	// Observe records the state a response announced. throttled is true
-	// for a 429, when rl.Reset is the time the server said to come back.
+	Reserve(ctx context.Context, maxWait time.Duration) (Wait, error)
+	// Observe records the state an answer announced (the zero RateLimit for
+	// an answer without rate-limit headers). throttled is true for a 429,
+	// when rl.Reset is the time the server said to come back.
 	Observe(ctx context.Context, rl RateLimit, throttled bool)
+}
+
+// Wait is a Limiter's answer to Reserve. The zero Wait means "go".
+type Wait struct {
+	// For is how long to wait before asking again.
+	For time.Duration
+	// Wake, when not nil, is closed if the limiter learns something before
+	// For has passed (an answer that frees the window, a window that ends
+	// sooner than thought): ask again then, instead of polling.
+	Wake <-chan struct{}
 }
 
 // NewLimiter returns the default Limiter for plan: a token bucket
@@ -102,9 +115,16 @@ type localLimiter struct {
 	lastReset time.Time     // the last Reset a response confirmed
 	windowLen time.Duration // learnt from successive Resets; the documented minute until then
 	blind     int           // requests let through while no window was known
-	perDay    int
-	day       time.Time // start of the UTC day counted in dayCount
-	dayCount  int
+	// A request let through just before a window ends can reach the server
+	// after it, and count in the next one. inflight is how many were let
+	// through and not answered yet, grants how many the current window let
+	// through; at a rollover the new window holds back a slot for each
+	// unanswered request of the old one (stragglers), and gives it back
+	// when its answer shows it counted in the old window.
+	inflight, grants, stragglers int
+	perDay                       int
+	day                          time.Time // start of the UTC day counted in dayCount
+	dayCount                     int
 	// planned: the merchant declared the plan, so its pace holds even
 	// against a server that sends no rate-limit headers. headerless: a
 	// response came without them.
@@ -115,6 +135,18 @@ type localLimiter struct {
 	// probeEvery is 0 when no such window is in force.
 	probeAt    time.Time
 	probeEvery time.Duration
+	// wake is closed, and forgotten, when an answer may let a waiting
+	// request go; nil while nobody waits.
+	wake chan struct{}
+}
+
+// waitFor tells a caller to wait d or until an answer changes the state.
+// The caller holds l.mu.
+func (l *localLimiter) waitFor(d time.Duration) Wait {
+	if l.wake == nil {
+		l.wake = make(chan struct{})
+	}
+	return Wait{For: d, Wake: l.wake}
 }
 
 // Probing a window announced to be spent: the first probe a minute after
@@ -139,7 +171,7 @@ func newLocalLimiter(plan Plan, planned bool, c clock) *localLimiter {
 	}
 }
 
-func (l *localLimiter) Reserve(_ context.Context, maxWait time.Duration) (time.Duration, error) {
+func (l *localLimiter) Reserve(_ context.Context, maxWait time.Duration) (Wait, error) {
 	now := l.clock.Now()
 	l.mu.Lock()
 	defer l.mu.Unlock()
@@ -151,7 +183,9 @@ func (l *localLimiter) Reserve(_ context.Context, maxWait time.Duration) (time.D
 		for !end.After(now) {
 			end = end.Add(l.windowLen)
 		}
-		l.remaining, l.windowEnd, l.estimated = l.limit, end, true
+		held := min(l.inflight, l.grants)
+		l.remaining, l.windowEnd, l.estimated = max(l.limit-held, 0), end, true
+		l.stragglers, l.inflight, l.grants = held, held, 0
 		l.probeEvery = 0
 		if l.limit == 0 {
 			// A 429 without a Limit: we know when it ended, not what the
@@ -163,7 +197,7 @@ func (l *localLimiter) Reserve(_ context.Context, maxWait time.Duration) (time.D
 		l.day, l.dayCount = day, 0
 	}
 	if l.perDay > 0 && l.dayCount >= l.perDay {
-		return 0, l.refuse(l.day.Add(24*time.Hour), now, "daily quota of %d requests spent", l.perDay)
+		return Wait{}, l.refuse(l.day.Add(24*time.Hour), now, "daily quota of %d requests spent", l.perDay)
 	}
 	if !l.windowEnd.IsZero() && l.remaining <= 0 {
 		wait := l.windowEnd.Sub(now)
@@ -174,51 +208,48 @@ func (l *localLimiter) Reserve(_ context.Context, maxWait time.Duration) (time.D
 				l.probeEvery = min(2*l.probeEvery, maxProbeEvery)
 				l.probeAt = now.Add(l.probeEvery)
 				l.dayCount++
-				return 0, nil
+				l.inflight++
+				return Wait{}, nil
 			}
-			return 0, l.refuse(l.windowEnd, now, "window of %d requests spent", l.limit)
+			return Wait{}, l.refuse(l.windowEnd, now, "window of %d requests spent", l.limit)
 		}
-		if l.estimated {
-			// The end is our guess; the first answer of the new window will
-			// say. Look again soon rather than sleep on a guess.
-			wait = min(wait, estimatePoll)
-		}
-		return wait, nil
+		// When the end is our guess, the first answer of the new window
+		// wakes the waiters.
+		return l.waitFor(wait), nil
 	}
 	if !l.windowEnd.IsZero() {
 		// The server's window is known: it alone decides.
 		l.remaining--
 		l.dayCount++
-		return 0, nil
+		l.grants++
+		l.inflight++
+		return Wait{}, nil
 	}
 	if l.headerless && !l.planned {
 		// The server (or a proxy) sends no headers and the merchant named
 		// no plan: pacing at a guessed plan would throttle a Growth key to
 		// Starter's pace forever. 429s will say when to stop.
-		return 0, nil
+		return Wait{}, nil
 	}
 	// No window known yet (a cold client): pace at the plan's rate until
 	// the first answer says where the window stands.
 	r := l.bucket.ReserveN(now, 1)
 	if !r.OK() {
-		return 0, l.refuse(now.Add(time.Minute), now, "limiter cannot grant a request")
+		return Wait{}, l.refuse(now.Add(time.Minute), now, "limiter cannot grant a request")
 	}
 	if d := r.DelayFrom(now); d > 0 {
 		r.CancelAt(now)
 		if d > maxWait {
-			return 0, l.refuse(now.Add(d), now, "pacing would wait %s", d.Round(time.Millisecond))
+			return Wait{}, l.refuse(now.Add(d), now, "pacing would wait %s", d.Round(time.Millisecond))
 		}
-		// An answer in flight may make the wait unnecessary: look again soon.
-		return min(d, estimatePoll), nil
+		// An answer in flight may make the wait unnecessary: it wakes us.
+		return l.waitFor(d), nil
 	}
 	l.blind++
 	l.dayCount++
-	return 0, nil
+	l.inflight++
+	return Wait{}, nil
 }
-
-// estimatePoll is how often a request waiting on a guessed window end looks
-// again.
-const estimatePoll = 100 * time.Millisecond
 
 func (l *localLimiter) refuse(reset, now time.Time, format string, args ...any) error {
 	return &Error{
@@ -233,9 +264,16 @@ func (l *localLimiter) Observe(_ context.Context, rl RateLimit, throttled bool) 
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	defer l.armProbe(now)
+	defer l.wakeWaiters()
+	l.inflight = max(l.inflight-1, 0) // every answer is one request less in flight
 	if rl.IsZero() {
 		l.headerless = l.headerless || !throttled
 		return
+	}
+	if !rl.Reset.IsZero() && !rl.Reset.After(now) && l.stragglers > 0 {
+		// A request held back for was counted in the window that ended.
+		l.stragglers--
+		l.remaining++
 	}
 	if rl.Limit > 0 && l.limit > 0 && rl.Limit != l.limit {
 		// The key's plan changed: scale the pace by the same factor.
@@ -345,15 +383,15 @@ func (g *rateGate) budget(ctx context.Context) time.Duration {
 func (g *rateGate) wait(ctx context.Context) error {
 	giveUp := g.clock.Now().Add(g.budget(ctx))
 	for logged := false; ; {
-		d, err := g.limiter.Reserve(ctx, max(giveUp.Sub(g.clock.Now()), 0))
-		if err != nil || d <= 0 {
+		w, err := g.limiter.Reserve(ctx, max(giveUp.Sub(g.clock.Now()), 0))
+		if err != nil || w.For <= 0 {
 			return err
 		}
-		if !logged && d >= time.Second { // once per call is enough
-			g.logWait(ctx, d, "rate limit: waiting for the window to reset")
+		if !logged && w.For >= time.Second { // once per call is enough
+			g.logWait(ctx, w.For, "rate limit: waiting for the window to reset")
 			logged = true
 		}
-		if err := g.clock.Sleep(ctx, d); err != nil {
+		if err := g.clock.SleepOrWake(ctx, w.For, w.Wake); err != nil {
 			return gaveUp(err)
 		}
 	}
@@ -426,6 +464,16 @@ func (g *rateGate) logIssues(ctx context.Context, issues headerIssue) {
 // notice.
 func (g *rateGate) logWait(ctx context.Context, d time.Duration, why string) {
 	g.logger.LogAttrs(ctx, slog.LevelInfo, "vpay: waiting", slog.Duration("wait", d), slog.String("reason", why))
+}
+
+// wakeWaiters wakes the callers told to wait, when the state may now let
+// one of them go: a window with requests left, or none known. The caller
+// holds l.mu.
+func (l *localLimiter) wakeWaiters() {
+	if l.wake != nil && (l.remaining > 0 || l.windowEnd.IsZero()) {
+		close(l.wake)
+		l.wake = nil
+	}
 }
 
 // armProbe starts probing when the state says the window is spent until

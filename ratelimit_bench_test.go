@@ -64,8 +64,8 @@ func (s *windowServer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 // ignores rate limits.
 type noLimiter struct{}
 
-func (noLimiter) Reserve(context.Context, time.Duration) (time.Duration, error) { return 0, nil }
-func (noLimiter) Observe(context.Context, RateLimit, bool)                      {}
+func (noLimiter) Reserve(context.Context, time.Duration) (Wait, error) { return Wait{}, nil }
+func (noLimiter) Observe(context.Context, RateLimit, bool)             {}
 
 // BenchmarkRateLimitQuota drives a server that allows 600 requests a minute,
 // scaled to 20 per 2-second window, with 32 goroutines for 5 windows, with

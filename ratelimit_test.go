@@ -5,6 +5,7 @@ import (
 	"context"
 	"log/slog"
 	"net/http"
+	"runtime"
 	"strconv"
 	"strings"
 	"sync"
@@ -212,12 +213,12 @@ func take(t *testing.T, l Limiter, clk *fakeClock, maxWait time.Duration) (time.
 	t.Helper()
 	var total time.Duration
 	for {
-		d, err := l.Reserve(context.Background(), maxWait-total)
-		if err != nil || d == 0 {
+		w, err := l.Reserve(context.Background(), maxWait-total)
+		if err != nil || w.For == 0 {
 			return total, err
 		}
-		total += d
-		clk.Advance(d)
+		total += w.For
+		clk.Advance(w.For)
 	}
 }
 
@@ -302,11 +303,11 @@ type recordingLimiter struct {
 	seen   []int64
 }
 
-func (r *recordingLimiter) Reserve(context.Context, time.Duration) (time.Duration, error) {
+func (r *recordingLimiter) Reserve(context.Context, time.Duration) (Wait, error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	r.seen = append(r.seen, r.issued())
-	return 0, nil
+	return Wait{}, nil
 }
 func (r *recordingLimiter) Observe(context.Context, RateLimit, bool) {}
 
@@ -578,4 +579,37 @@ func TestErrorKeepsRateLimitOnTransportFailure(t *testing.T) {
 	assert.Zero(t, e.HTTPStatus, "no answer arrived")
 	assert.Equal(t, 99, e.RateLimit.Remaining, "the error carries the latest state the client knew")
 	assert.WithinDuration(t, reset, e.RateLimit.Reset, time.Second)
+}
+
+// waiting reports whether someone waits on l's wake channel.
+func (l *localLimiter) waiting() bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.wake != nil
+}
+
+func TestWaitersWakeWhenAnAnswerFreesTheWindow(t *testing.T) {
+	for name, spend := range map[string]func(l *localLimiter){
+		"window spent": func(l *localLimiter) {
+			l.Observe(context.Background(), RateLimit{Limit: 10, Remaining: 0, Reset: time.Now().Add(40 * time.Second)}, false)
+		},
+		"cold pacing": func(l *localLimiter) {
+			_, _ = l.Reserve(context.Background(), time.Minute) // the one request a minute's bucket holds
+		},
+	} {
+		t.Run(name, func(t *testing.T) {
+			l := newLocalLimiter(Plan{PerMinute: 1}, true, realClock{})
+			spend(l)
+			g := &rateGate{limiter: l, clock: realClock{}, maxWait: 5 * time.Minute, logger: slog.New(slog.DiscardHandler)}
+			done := make(chan error, 1)
+			go func() { done <- g.wait(context.Background()) }()
+			for !l.waiting() {
+				runtime.Gosched() // until the waiter has been told to wait
+			}
+			// An answer shows a new window with requests left: the waiter
+			// goes now, not after the 40 s (or the minute) it was told.
+			l.Observe(context.Background(), RateLimit{Limit: 10, Remaining: 5, Reset: time.Now().Add(90 * time.Second)}, false)
+			require.NoError(t, recv(t, done, "the waiter to wake"))
+		})
+	}
 }

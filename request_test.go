@@ -35,11 +35,11 @@ type failingLimiter struct {
 	err   error
 }
 
-func (l *failingLimiter) Reserve(context.Context, time.Duration) (time.Duration, error) {
+func (l *failingLimiter) Reserve(context.Context, time.Duration) (Wait, error) {
 	if l.used.Add(1) > l.allow {
-		return 0, l.err
+		return Wait{}, l.err
 	}
-	return 0, nil
+	return Wait{}, nil
 }
 func (l *failingLimiter) Observe(context.Context, RateLimit, bool) {}
 

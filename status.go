@@ -37,8 +37,6 @@ func (s Status) Final() bool {
 	return false
 }
 
-func parseStatus(s string) Status { return Status(wire.NormalizeStatus(s)) }
-
 // Transaction is a payment as V-Pay knows it: the answer of Status, the
 // completed result of some Pay calls, and the body of a webhook.
 type Transaction struct {
@@ -68,53 +66,6 @@ type Transaction struct {
 	// TimeTaken is how long the payer took to confirm.
 	TimeTaken time.Duration
 	Metadata  map[string]string
-}
-
-func transactionFromWire(w *wire.Transaction) *Transaction {
-	t := &Transaction{
-		TransactionID: string(w.TransactionID),
-		Reference:     string(w.ExternalID),
-		Status:        parseStatus(string(w.Status)),
-		Amount:        int64(w.Amount),
-		Currency:      string(w.Currency),
-		PayerName:     string(w.PayerName),
-		PayerEmail:    string(w.PayerEmail),
-		PayerPhone:    string(w.PayerPhone),
-		Method:        PaymentMethod(strings.ToLower(string(w.PaymentMethod))),
-		Mode:          Mode(strings.ToLower(string(w.Mode))),
-		Merchant:      string(w.Merchant),
-		Message:       string(w.Message),
-		FailureCode:   ErrorCode(strings.ToUpper(string(w.FailureCode))),
-		TimeTaken:     time.Duration(w.TimeTaken),
-		Metadata:      w.Metadata,
-	}
-	if t.Reference == "" {
-		t.Reference = string(w.Reference)
-	}
-	if w.ErrorCode != "" && t.FailureCode == "" {
-		t.FailureCode = ErrorCode(strings.ToUpper(string(w.ErrorCode)))
-	}
-	// The GMT form is unambiguous; the local one is read in the zone the
-	// body names, Kigali by default.
-	if d, ok := wire.ParseTime(string(w.TransactionDateGMT), time.UTC); ok {
-		t.TransactionDate = d
-	} else if w.TransactionDate != "" {
-		loc := wire.Kigali()
-		if tz := string(w.Timezone); tz != "" && tz != "Africa/Kigali" {
-			// Loading a zone reads tzdata: only for a zone other than
-			// the one every documented answer names.
-			if l, err := time.LoadLocation(tz); err == nil {
-				loc = l
-			}
-		}
-		if d, ok := wire.ParseTime(string(w.TransactionDate), loc); ok {
-			t.TransactionDate = d
-		} else {
-			t.TransactionDateText = string(w.TransactionDate)
-		}
-	}
-	t.CreatedAt, _ = wire.ParseTime(string(w.CreatedAt), time.UTC)
-	return t
 }
 
 // Status fetches a transaction: GET /transaction/status/?transaction_id=.

@@ -81,7 +81,7 @@ func TestOnCluster(t *testing.T) {
 		l1.Observe(ctx, vpay.RateLimit{Limit: 120, Remaining: 0, Reset: time.Now().Add(20 * time.Second)}, false)
 		w, err := l2.Reserve(ctx, time.Minute)
 		require.NoError(t, err)
-		assert.Greater(t, w, 15*time.Second, "%s: the other replica sees the spent window", ns)
+		assert.Greater(t, w.For, 15*time.Second, "%s: the other replica sees the spent window", ns)
 
 		d1, d2 := NewDeduper(newClient(), time.Hour, opt), NewDeduper(newClient(), time.Hour, opt)
 		ok, err := d1.Claim(ctx, "VP1:successful", "a", time.Minute)

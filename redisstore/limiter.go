@@ -3,6 +3,8 @@ package redisstore
 import (
 	"context"
 	"fmt"
+	"math"
+	"sync"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -23,6 +25,12 @@ type Limiter struct {
 	local vpay.Limiter
 	h     *health
 	now   func() time.Time // the scripts' clock; a test's fake one
+
+	// wake is closed when this process observes an answer, so that its
+	// waiting callers ask again at once; other replicas' answers reach
+	// them at the end of the wait Redis gave.
+	mu   sync.Mutex
+	wake chan struct{}
 }
 
 var _ vpay.Limiter = (*Limiter)(nil)
@@ -44,13 +52,14 @@ func NewLimiter(rdb redis.UniversalClient, plan vpay.Plan, opts ...Option) *Limi
 }
 
 // Reserve implements vpay.Limiter.
-func (l *Limiter) Reserve(ctx context.Context, maxWait time.Duration) (time.Duration, error) {
+func (l *Limiter) Reserve(ctx context.Context, maxWait time.Duration) (vpay.Wait, error) {
 	if !l.h.usable() {
 		return l.local.Reserve(ctx, maxWait)
 	}
 	now := l.now()
 	interval := float64(time.Minute.Milliseconds()) / float64(l.plan.PerMinute)
-	burst := max(1, l.plan.PerMinute/60) // one second's worth, as the default limiter
+	// One second's worth, rounded up, as the default limiter's bucket.
+	burst := max(1, int(math.Ceil(float64(l.plan.PerMinute)/60)))
 	rctx, cancel := context.WithTimeout(ctx, redisTimeout)
 	defer cancel()
 	res, err := reserveScript.Run(rctx, l.rdb, []string{l.key},
@@ -59,26 +68,37 @@ func (l *Limiter) Reserve(ctx context.Context, maxWait time.Duration) (time.Dura
 		return l.local.Reserve(ctx, maxWait)
 	}
 	if err != nil {
-		return 0, err
+		return vpay.Wait{}, err
 	}
 	wait, until := res[0], res[1]
-	if wait < 0 {
+	switch {
+	case wait < 0:
 		reset := time.UnixMilli(until)
-		return 0, &vpay.Error{
+		return vpay.Wait{}, &vpay.Error{
 			Code:      vpay.CodeRateLimited,
 			Message:   fmt.Sprintf("rate limit: shared budget spent; resets in %s", reset.Sub(now).Round(time.Second)),
 			RateLimit: vpay.RateLimit{Remaining: 0, Reset: reset},
 		}
+	case wait == 0:
+		return vpay.Wait{}, nil
 	}
-	return time.Duration(wait) * time.Millisecond, nil
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.wake == nil {
+		l.wake = make(chan struct{})
+	}
+	return vpay.Wait{For: time.Duration(wait) * time.Millisecond, Wake: l.wake}, nil
 }
 
 // Observe implements vpay.Limiter.
 func (l *Limiter) Observe(ctx context.Context, rl vpay.RateLimit, throttled bool) {
+	defer l.wakeWaiters(rl, throttled)
 	l.local.Observe(ctx, rl, throttled)
-	if rl.IsZero() || !l.h.usable() {
+	if !l.h.usable() {
 		return
 	}
+	// Called for an answer without headers too: the script counts every
+	// answer against the requests in flight.
 	thr := 0
 	if throttled {
 		thr = 1
@@ -90,13 +110,27 @@ func (l *Limiter) Observe(ctx context.Context, rl vpay.RateLimit, throttled bool
 	l.h.result(err)
 }
 
+// wakeWaiters wakes this process's waiting callers after an answer that
+// may let one of them go; Redis decides when they ask again.
+func (l *Limiter) wakeWaiters(rl vpay.RateLimit, throttled bool) {
+	if throttled || (rl.Remaining == 0 && !rl.IsZero()) {
+		return
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.wake != nil {
+		close(l.wake)
+		l.wake = nil
+	}
+}
+
 // The scripts keep the state of one key's window in a hash; all times are
 // unix milliseconds of the callers' clocks. They are the default limiter's
 // algorithm (package vpay, ratelimit.go), moved into Redis so that every
 // replica sees one state.
 const stateLua = `
 local k = KEYS[1]
-local s = redis.call('HMGET', k, 'limit', 'remaining', 'wend', 'est', 'wlen', 'blind', 'tat', 'last', 'pat', 'pev')
+local s = redis.call('HMGET', k, 'limit', 'remaining', 'wend', 'est', 'wlen', 'blind', 'tat', 'last', 'pat', 'pev', 'infl', 'grants', 'strag')
 local limit = tonumber(s[1]) or 0
 local remaining = tonumber(s[2]) or 0
 local wend = tonumber(s[3]) or 0
@@ -107,9 +141,13 @@ local tat = tonumber(s[7]) or 0
 local last = tonumber(s[8]) or 0
 local pat = tonumber(s[9]) or 0
 local pev = tonumber(s[10]) or 0
+local infl = tonumber(s[11]) or 0
+local grants = tonumber(s[12]) or 0
+local strag = tonumber(s[13]) or 0
 local function save()
 	redis.call('HSET', k, 'limit', limit, 'remaining', remaining, 'wend', wend, 'est', est,
-		'wlen', wlen, 'blind', blind, 'tat', tat, 'last', last, 'pat', pat, 'pev', pev)
+		'wlen', wlen, 'blind', blind, 'tat', tat, 'last', last, 'pat', pat, 'pev', pev,
+		'infl', infl, 'grants', grants, 'strag', strag)
 	redis.call('PEXPIRE', k, 86400000)
 end
 `
@@ -122,7 +160,13 @@ local burst = tonumber(ARGV[4])
 if wend > 0 and now >= wend then
 	local e = wend + wlen
 	while e <= now do e = e + wlen end
-	remaining = limit
+	-- Requests let through in the window that ended and not answered yet
+	-- may reach the server after its boundary: hold a slot for each.
+	local held = math.min(infl, grants)
+	remaining = math.max(limit - held, 0)
+	strag = held
+	infl = held
+	grants = 0
 	wend = e
 	est = 1
 	pev = 0
@@ -135,29 +179,32 @@ if wend > 0 then
 			-- one probe for the whole fleet
 			pev = math.min(pev * 2, 3600000)
 			pat = now + pev
+			infl = infl + 1
 			save()
 			return {0, wend}
 		end
 		save()
 		if wait > maxw then return {-1, wend} end
-		if est == 1 and wait > 100 then wait = 100 end
 		return {wait, wend}
 	end
 	remaining = remaining - 1
+	grants = grants + 1
+	infl = infl + 1
 	save()
 	return {0, wend}
 end
 local t = math.max(tat, now)
 local allow = t + interval - interval * burst
-if allow > now then
+-- Intervals like 666.67 ms leave float dust: a microsecond is no wait.
+if allow > now + 0.001 then
 	local wait = math.ceil(allow - now)
 	save()
 	if wait > maxw then return {-1, allow} end
-	if wait > 100 then wait = 100 end
 	return {wait, allow}
 end
 tat = t + interval
 blind = blind + 1
+infl = infl + 1
 save()
 return {0, 0}
 `)
@@ -176,6 +223,12 @@ local function done()
 	end
 	save()
 	return 0
+end
+infl = math.max(infl - 1, 0)
+if reset > 0 and reset <= now and strag > 0 then
+	-- A request held for was counted in the window that ended.
+	strag = strag - 1
+	remaining = remaining + 1
 end
 if rlimit > 0 then limit = rlimit end
 if reset <= now then return done() end

@@ -15,6 +15,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/vonsung/vpay-go"
+	"github.com/vonsung/vpay-go/vpaytest"
 	"github.com/vonsung/vpay-go/webhook"
 )
 
@@ -117,7 +118,8 @@ func TestLimiterShared(t *testing.T) {
 	// A sees the window spent; B, another replica, holds its next request.
 	reset := time.Now().Add(30 * time.Second)
 	a.Observe(ctx, vpay.RateLimit{Limit: 100, Remaining: 0, Reset: reset}, false)
-	wait, err := b.Reserve(ctx, time.Minute)
+	w0, err := b.Reserve(ctx, time.Minute)
+	wait := w0.For
 	require.NoError(t, err)
 	assert.InDelta(t, time.Until(reset).Seconds(), wait.Seconds(), 1)
 	_, err = b.Reserve(ctx, time.Second)
@@ -130,11 +132,11 @@ func TestLimiterShared(t *testing.T) {
 	for range 3 {
 		w, err := d.Reserve(ctx, time.Minute)
 		require.NoError(t, err)
-		assert.Zero(t, w)
+		assert.Zero(t, w.For)
 	}
 	w, err := c.Reserve(ctx, 2*time.Minute)
 	require.NoError(t, err)
-	assert.Greater(t, w, 50*time.Second, "the three remaining were spent by the other replica")
+	assert.Greater(t, w.For, 50*time.Second, "the three remaining were spent by the other replica")
 
 	// A 429 on one replica pauses the others until its Reset.
 	opt3 := ns(t)
@@ -143,7 +145,7 @@ func TestLimiterShared(t *testing.T) {
 	e.Observe(ctx, vpay.RateLimit{Limit: 100, Reset: time.Now().Add(5 * time.Second)}, true)
 	w, err = f.Reserve(ctx, time.Minute)
 	require.NoError(t, err)
-	assert.InDelta(t, 5, w.Seconds(), 1)
+	assert.InDelta(t, 5, w.For.Seconds(), 1)
 }
 
 func TestLimiterProbesAnAnnouncedWindowOncePerFleet(t *testing.T) {
@@ -160,7 +162,7 @@ func TestLimiterProbesAnAnnouncedWindowOncePerFleet(t *testing.T) {
 
 	granted := func() (n int) {
 		for _, l := range []*Limiter{a, b, a, b} {
-			if w, err := l.Reserve(ctx, time.Minute); err == nil && w == 0 {
+			if w, err := l.Reserve(ctx, time.Minute); err == nil && w.For == 0 {
 				n++
 			}
 		}
@@ -192,7 +194,7 @@ func TestLimiterPacesColdFleet(t *testing.T) {
 		for range 5 {
 			w, err := l.Reserve(context.Background(), time.Minute)
 			require.NoError(t, err, "replica %d", i)
-			if w == 0 {
+			if w.For == 0 {
 				granted++
 			}
 		}
@@ -345,4 +347,15 @@ func TestReadOnlyOrFullRedisFallsBack(t *testing.T) {
 			assert.Contains(t, logs.String(), "using the in-process fallback")
 		})
 	}
+}
+
+// TestLimiterConformance: the Redis limiter makes the default limiter's
+// decisions, step for step (vpaytest.TestLimiter).
+func TestLimiterConformance(t *testing.T) {
+	r := useRedis(t)
+	vpaytest.TestLimiter(t, func(plan vpay.Plan, now func() time.Time) vpay.Limiter {
+		l := NewLimiter(r.Client(), plan, ns(t))
+		l.now = now
+		return l
+	})
 }

@@ -1,0 +1,82 @@
+package vpay
+
+import (
+	"net/url"
+	"strings"
+	"unicode"
+	"unicode/utf8"
+)
+
+// The checks that refuse input before anything is sent, shared by Pay and
+// CreateLink. Each returns a *ValidationError naming the field.
+
+// checkDescription refuses what V-Pay or MoMo would mangle. MTN MoMo drops
+// emoji, ":)" and other special characters silently and the payment then
+// fails at the network, so for MethodMTN only a safe set passes.
+func checkDescription(d string, m PaymentMethod) error {
+	const field = "PayRequest.Description"
+	if !utf8.ValidString(d) {
+		return invalid(field, ErrInvalidDescription, "not valid UTF-8")
+	}
+	if n := utf8.RuneCountInString(d); n > MaxDescriptionLen {
+		return invalid(field, ErrInvalidDescription, "%d characters, more than the %d V-Pay allows", n, MaxDescriptionLen)
+	}
+	for _, r := range d {
+		if unicode.IsControl(r) {
+			return invalid(field, ErrInvalidDescription, "contains control character %U", r)
+		}
+		if m == MethodMTN && !momoSafe(r) {
+			return invalid(field, ErrInvalidDescription, "contains %q, which MTN MoMo drops silently; use letters, digits, space and .,-_'/#()", r)
+		}
+	}
+	return nil
+}
+
+func momoSafe(r rune) bool {
+	switch {
+	case r >= 'a' && r <= 'z', r >= 'A' && r <= 'Z', r >= '0' && r <= '9':
+		return true
+	}
+	return strings.ContainsRune(" .,-_'/#()", r)
+}
+
+// MaxReferenceLen is the longest Reference the SDK sends.
+const MaxReferenceLen = 64
+
+func checkReference(ref string) error {
+	if len(ref) > MaxReferenceLen {
+		return invalid("PayRequest.Reference", ErrInvalidReference, "%d bytes, more than %d", len(ref), MaxReferenceLen)
+	}
+	for _, r := range ref {
+		if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || strings.ContainsRune("-_.:/#", r)) {
+			return invalid("PayRequest.Reference", ErrInvalidReference, "contains %q; use letters, digits and -_.:/#", r)
+		}
+	}
+	return nil
+}
+
+func checkText(field, s string, maxLen int) error {
+	if !utf8.ValidString(s) {
+		return invalid(field, nil, "not valid UTF-8")
+	}
+	if n := utf8.RuneCountInString(s); n > maxLen {
+		return invalid(field, nil, "%d characters, more than %d", n, maxLen)
+	}
+	for _, r := range s {
+		if unicode.IsControl(r) {
+			return invalid(field, nil, "contains control character %U", r)
+		}
+	}
+	return nil
+}
+
+func checkURL(field, s string) error {
+	if s == "" {
+		return nil
+	}
+	u, err := url.Parse(s)
+	if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
+		return invalid(field, nil, "%q is not an absolute http(s) URL", s)
+	}
+	return nil
+}
