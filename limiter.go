@@ -1,0 +1,270 @@
+package vpay
+
+import (
+	"context"
+	"fmt"
+	"math"
+	"sync"
+	"time"
+
+	"golang.org/x/time/rate"
+)
+
+// NewLimiter returns the default Limiter for plan: a token bucket
+// (golang.org/x/time/rate) at the plan's rate paces a client that knows
+// nothing of the server's window yet; once a response has said how many
+// requests remain until Reset, the limiter counts every request it lets
+// through against that window and holds the next one until Reset when none
+// remain, so the client uses the whole quota without earning a 429. A header
+// Limit that changes (a plan upgrade) rescales the bucket; a Remaining lower
+// than the limiter's own count (another process using the key) lowers it.
+func NewLimiter(plan Plan) Limiter {
+	return newLocalLimiter(plan, true, realClock{})
+}
+
+type localLimiter struct {
+	clock  clock
+	bucket *rate.Limiter
+
+	mu        sync.Mutex
+	limit     int           // last Limit seen, 0 before any header
+	remaining int           // requests left in the window ending at windowEnd, by our count
+	windowEnd time.Time     // zero before any header
+	estimated bool          // windowEnd is our guess, not yet confirmed by a response
+	lastReset time.Time     // the last Reset a response confirmed
+	windowLen time.Duration // learnt from successive Resets; the documented minute until then
+	blind     int           // requests let through while no window was known
+	// A request let through just before a window ends can reach the server
+	// after it, and count in the next one. inflight is how many were let
+	// through and not answered yet, grants how many the current window let
+	// through; at a rollover the new window holds back a slot for each
+	// unanswered request of the old one (stragglers), and gives it back
+	// when its answer shows it counted in the old window.
+	inflight, grants, stragglers int
+	perDay                       int
+	day                          time.Time // start of the UTC day counted in dayCount
+	dayCount                     int
+	// planned: the merchant declared the plan, so its pace holds even
+	// against a server that sends no rate-limit headers. headerless: a
+	// response came without them.
+	planned, headerless bool
+	// While the server has announced a spent window that ends more than a
+	// minute away, one request may go at probeAt, to learn whether the
+	// announcement still stands; the interval doubles up to maxProbeEvery.
+	// probeEvery is 0 when no such window is in force.
+	probeAt    time.Time
+	probeEvery time.Duration
+	// wake is closed, and forgotten, when an answer may let a waiting
+	// request go; nil while nobody waits.
+	wake chan struct{}
+}
+
+// waitFor tells a caller to wait d or until an answer changes the state.
+// The caller holds l.mu.
+func (l *localLimiter) waitFor(d time.Duration) Wait {
+	if l.wake == nil {
+		l.wake = make(chan struct{})
+	}
+	return Wait{For: d, Wake: l.wake}
+}
+
+// Probing a window announced to be spent: the first probe a minute after
+// the announcement, then at doubling intervals up to an hour.
+const (
+	firstProbe    = time.Minute
+	maxProbeEvery = time.Hour
+)
+
+func newLocalLimiter(plan Plan, planned bool, c clock) *localLimiter {
+	perSec := float64(plan.PerMinute) / 60
+	// The burst is one second's worth: enough for a cold client to start at
+	// once, small enough that it cannot overrun a window before the first
+	// response tells it where the window stands.
+	burst := int(math.Ceil(perSec))
+	return &localLimiter{
+		clock:     c,
+		bucket:    rate.NewLimiter(rate.Limit(perSec), max(burst, 1)),
+		perDay:    plan.PerDay,
+		windowLen: time.Minute,
+		planned:   planned,
+	}
+}
+
+func (l *localLimiter) Reserve(_ context.Context, maxWait time.Duration) (Wait, error) {
+	now := l.clock.Now()
+	l.mu.Lock()
+	defer l.mu.Unlock()
+
+	if !l.windowEnd.IsZero() && !now.Before(l.windowEnd) {
+		// The window has rolled over and the new one starts full. Its end
+		// is a guess until a response confirms it.
+		end := l.windowEnd.Add(l.windowLen)
+		for !end.After(now) {
+			end = end.Add(l.windowLen)
+		}
+		held := min(l.inflight, l.grants)
+		l.remaining, l.windowEnd, l.estimated = max(l.limit-held, 0), end, true
+		l.stragglers, l.inflight, l.grants = held, held, 0
+		l.probeEvery = 0
+		if l.limit == 0 {
+			// A 429 without a Limit: we know when it ended, not what the
+			// next window holds, so nothing is counted until a header says.
+			l.windowEnd = time.Time{}
+		}
+	}
+	if day := now.UTC().Truncate(24 * time.Hour); !day.Equal(l.day) {
+		l.day, l.dayCount = day, 0
+	}
+	if l.perDay > 0 && l.dayCount >= l.perDay {
+		return Wait{}, l.refuse(l.day.Add(24*time.Hour), now, "daily quota of %d requests spent", l.perDay)
+	}
+	if !l.windowEnd.IsZero() && l.remaining <= 0 {
+		wait := l.windowEnd.Sub(now)
+		if wait > maxWait {
+			if l.probeEvery > 0 && !now.Before(l.probeAt) {
+				// A wrong announcement must cost at most a minute: one
+				// request goes, and its answer confirms or replaces it.
+				l.probeEvery = min(2*l.probeEvery, maxProbeEvery)
+				l.probeAt = now.Add(l.probeEvery)
+				l.dayCount++
+				l.inflight++
+				return Wait{}, nil
+			}
+			return Wait{}, l.refuse(l.windowEnd, now, "window of %d requests spent", l.limit)
+		}
+		// When the end is our guess, the first answer of the new window
+		// wakes the waiters.
+		return l.waitFor(wait), nil
+	}
+	if !l.windowEnd.IsZero() {
+		// The server's window is known: it alone decides.
+		l.remaining--
+		l.dayCount++
+		l.grants++
+		l.inflight++
+		return Wait{}, nil
+	}
+	if l.headerless && !l.planned {
+		// The server (or a proxy) sends no headers and the merchant named
+		// no plan: pacing at a guessed plan would throttle a Growth key to
+		// Starter's pace forever. 429s will say when to stop.
+		return Wait{}, nil
+	}
+	// No window known yet (a cold client): pace at the plan's rate until
+	// the first answer says where the window stands.
+	r := l.bucket.ReserveN(now, 1)
+	if !r.OK() {
+		return Wait{}, l.refuse(now.Add(time.Minute), now, "limiter cannot grant a request")
+	}
+	if d := r.DelayFrom(now); d > 0 {
+		r.CancelAt(now)
+		if d > maxWait {
+			return Wait{}, l.refuse(now.Add(d), now, "pacing would wait %s", d.Round(time.Millisecond))
+		}
+		// An answer in flight may make the wait unnecessary: it wakes us.
+		return l.waitFor(d), nil
+	}
+	l.blind++
+	l.dayCount++
+	l.inflight++
+	return Wait{}, nil
+}
+
+func (l *localLimiter) refuse(reset, now time.Time, format string, args ...any) error {
+	return &Error{
+		Code:      CodeRateLimited,
+		Message:   fmt.Sprintf("rate limit: "+format+"; resets in %s", append(args, reset.Sub(now).Round(time.Second))...),
+		RateLimit: RateLimit{Limit: l.limit, Remaining: 0, Reset: reset},
+	}
+}
+
+func (l *localLimiter) Observe(_ context.Context, rl RateLimit, throttled bool) {
+	now := l.clock.Now()
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	defer l.armProbe(now)
+	defer l.wakeWaiters()
+	l.inflight = max(l.inflight-1, 0) // every answer is one request less in flight
+	if rl.IsZero() {
+		l.headerless = l.headerless || !throttled
+		return
+	}
+	if !rl.Reset.IsZero() && !rl.Reset.After(now) && l.stragglers > 0 {
+		// A request held back for was counted in the window that ended.
+		l.stragglers--
+		l.remaining++
+	}
+	if rl.Limit > 0 && l.limit > 0 && rl.Limit != l.limit {
+		// The key's plan changed: scale the pace by the same factor.
+		f := float64(rl.Limit) / float64(l.limit)
+		l.bucket.SetLimitAt(now, l.bucket.Limit()*rate.Limit(f))
+		l.bucket.SetBurstAt(now, max(1, int(math.Ceil(float64(l.bucket.Burst())*f))))
+	}
+	if rl.Limit > 0 {
+		l.limit = rl.Limit
+	}
+	if !rl.Reset.After(now) {
+		return
+	}
+	if throttled {
+		// The server says nothing is left until Reset, whatever we counted
+		// and whenever we thought the window ended.
+		l.remaining, l.blind = 0, 0
+		l.windowEnd, l.estimated = rl.Reset, false
+		return
+	}
+	if l.probeEvery > 0 {
+		// A normal answer while a spent window was announced: the server's
+		// word now replaces the announcement, whatever it said before.
+		l.remaining, l.windowEnd, l.estimated, l.lastReset = rl.Remaining, rl.Reset, false, rl.Reset
+		l.blind = 0
+		if rl.Remaining > 0 {
+			l.probeEvery = 0
+		}
+		return
+	}
+	if !l.lastReset.IsZero() && rl.Reset.After(l.lastReset) {
+		if d := rl.Reset.Sub(l.lastReset); d < l.windowLen {
+			l.windowLen = d
+		}
+	}
+	if rl.Reset.After(l.lastReset) {
+		l.lastReset = rl.Reset
+	}
+	switch {
+	case l.windowEnd.IsZero():
+		// The server has counted limit-remaining requests in this window.
+		// Those of ours it has not counted yet are still in flight: count
+		// them as spent.
+		counted := max(l.limit-rl.Remaining, 1)
+		l.remaining, l.windowEnd = max(rl.Remaining-max(l.blind-counted, 0), 0), rl.Reset
+		l.blind = 0
+	case rl.Reset.Equal(l.windowEnd) || l.estimated:
+		// Requests we let through after this one was answered are not in
+		// the server's figure yet, so our own count wins when lower.
+		l.remaining = min(l.remaining, rl.Remaining)
+		l.windowEnd, l.estimated = rl.Reset, false
+	case rl.Reset.After(l.windowEnd):
+		// A window we had not reached by our clock: the server's word.
+		l.remaining, l.windowEnd = rl.Remaining, rl.Reset
+	}
+}
+
+// wakeWaiters wakes the callers told to wait, when the state may now let
+// one of them go: a window with requests left, or none known. The caller
+// holds l.mu.
+func (l *localLimiter) wakeWaiters() {
+	if l.wake != nil && (l.remaining > 0 || l.windowEnd.IsZero()) {
+		close(l.wake)
+		l.wake = nil
+	}
+}
+
+// armProbe starts probing when the state says the window is spent until
+// more than a minute from now: only the server said so, and a wrong
+// announcement must not stop the client for longer.
+func (l *localLimiter) armProbe(now time.Time) {
+	if l.probeEvery == 0 && !l.windowEnd.IsZero() && l.remaining <= 0 && !l.estimated && l.windowEnd.Sub(now) > firstProbe {
+		l.probeEvery, l.probeAt = firstProbe, now.Add(firstProbe)
+	}
+}
