@@ -85,7 +85,7 @@ func (c *Client) do(ctx context.Context, cl call, out any) error {
 		wait, why, again := c.retryAfter(ctx, res, tries)
 		c.logDecision(ctx, cl, again, why, wait)
 		if !again {
-			return c.fail(cl, res.err, mayHaveActed)
+			return c.fail(cl, withCtxCause(ctx, res.err), mayHaveActed)
 		}
 		tries++
 		if err := c.clock.Sleep(ctx, wait); err != nil {
@@ -133,6 +133,19 @@ func (c *Client) fail(cl call, err error, mayHaveActed bool) error {
 }
 
 func gaveUp(err error) *Error { return &Error{Message: "gave up waiting", Err: err} }
+
+// withCtxCause makes a failure after which ctx ended match ctx's error too
+// (errors.Is(err, context.Canceled)), when it has no cause of its own: the
+// call stopped there because of the context, whatever the last answer was.
+func withCtxCause(ctx context.Context, err error) error {
+	var e *Error
+	if ctx.Err() == nil || !errors.As(err, &e) || e.Err != nil {
+		return err
+	}
+	cp := *e
+	cp.Err = context.Cause(ctx)
+	return &cp
+}
 
 // result is what one exchange produced.
 type result struct {

@@ -137,7 +137,7 @@ type plainTransaction struct {
 // types otherwise. Both agree on every body the plain shape accepts.
 func (t *Transaction) decode(body []byte) error {
 	var p plainTransaction
-	if json.Unmarshal(body, &p) == nil {
+	if decodeFlat(body, &p) || json.Unmarshal(body, &p) == nil {
 		var amount int64
 		var took time.Duration
 		var err error
