@@ -36,8 +36,13 @@ type Event struct {
 // ErrInvalidEvent matches a payload that is not a V-Pay event.
 var ErrInvalidEvent = errors.New("vpay: invalid webhook event")
 
-// ParseEvent reads a webhook payload. It does not verify the signature: use
-// webhook.ConstructEvent, which does, on anything that came over a network.
+// ParseEvent reads a webhook payload whose signature was already verified:
+// after webhook.VerifyRequest in a router's middleware, or by a queue that
+// stored the verified body. It does not verify anything itself: on a body
+// that came over a network, use webhook.ConstructEvent (or webhook.Handler),
+// which verifies and then calls ParseEvent. The event type comes from the
+// payload's "event" field or, without one, from its status; an unknown type
+// is delivered, and Event.Raw keeps every field.
 func ParseEvent(payload []byte) (*Event, error) {
 	trimmed := bytes.TrimSpace(payload)
 	if len(trimmed) == 0 || trimmed[0] != '{' {
