@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"io"
+	"log/slog"
 	"net/http"
 	"sync"
 	"sync/atomic"
@@ -107,5 +108,46 @@ func TestBackoffHasFullJitterUnderACappedCeiling(t *testing.T) {
 		}
 		assert.Greater(t, len(seen), 150, "attempt %d: jittered, not one fixed wait", n)
 		assert.Greater(t, top, ceiling/2, "attempt %d: the jitter spans the range up to the ceiling", n)
+	}
+}
+
+// TestRetryableIsWhatTheLoopDoes: the public Error.Retryable and the
+// client's own retries follow one rule, and a declined retry is logged
+// with its reason.
+func TestRetryableIsWhatTheLoopDoes(t *testing.T) {
+	for _, tt := range []struct {
+		status int
+		body   string
+		want   bool
+	}{
+		{500, `{"status":"error","message":"boom"}`, true},
+		{502, `{"status":"error","message":"bad gateway"}`, true},
+		{503, ``, true},
+		{504, ``, true},
+		{200, `{"status":"error","error_code":"NETWORK_ERROR","message":"MoMo down"}`, true},
+		{501, `{"status":"error","message":"not implemented"}`, false},
+		{400, `{"status":"error","error_code":"INVALID_PHONE","message":"no"}`, false},
+		{404, `{"status":"error","message":"no such transaction"}`, false},
+		{200, `{"status":"error","error_code":"INSUFFICIENT_FUNDS","message":"broke"}`, false},
+	} {
+		var logs bytes.Buffer
+		logger := slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
+		c, s := setup(t, withClock(newFakeClock()), WithMaxRetries(2), WithLogger(logger))
+		var calls atomic.Int64
+		s.mux.HandleFunc("/transaction/status/", func(w http.ResponseWriter, r *http.Request) {
+			calls.Add(1)
+			writeJSON(w, tt.status, tt.body)
+		})
+		_, err := c.Status(context.Background(), "VP1")
+		var e *Error
+		require.ErrorAs(t, err, &e, "HTTP %d %s", tt.status, tt.body)
+		assert.Equal(t, tt.want, e.Retryable(), "HTTP %d %s", tt.status, tt.body)
+		want := int64(1)
+		if tt.want {
+			want = 3
+		}
+		assert.Equal(t, want, calls.Load(), "HTTP %d %s: the loop retries what Retryable says", tt.status, tt.body)
+		assert.Contains(t, logs.String(), "vpay: not retrying", "HTTP %d: the declined retry is logged", tt.status)
+		assert.Contains(t, logs.String(), "reason=", "with its reason")
 	}
 }
