@@ -84,8 +84,9 @@ func NewClient(apiUser, apiKey string, opts ...Option) (*Client, error) {
 		// daily cap unless the merchant names the plan: a Growth merchant
 		// who forgot WithPlan must not be cut off at Starter's 1,000.
 		plan:    Plan{PerMinute: PlanStarter.PerMinute},
-		maxWait: DefaultMaxWait,
-		clock:   realClock{},
+		maxWait:  DefaultMaxWait,
+		lowShare: DefaultLowPriorityShare,
+		clock:    realClock{},
 		poll:    waitFirstPoll,
 	}
 	for _, o := range opts {
@@ -142,7 +143,7 @@ func NewClient(apiUser, apiKey string, opts ...Option) (*Client, error) {
 	if limiter == nil {
 		limiter = newLocalLimiter(cfg.plan, cfg.planSet, c.clock)
 	}
-	c.rate = &rateGate{limiter: limiter, clock: c.clock, maxWait: cfg.maxWait, logger: c.logger}
+	c.rate = &rateGate{limiter: limiter, clock: c.clock, maxWait: cfg.maxWait, lowShare: cfg.lowShare, logger: c.logger}
 	if c.store == nil {
 		c.store = NewMemoryTokenStore()
 	}

@@ -90,7 +90,8 @@ func newLocalLimiter(plan Plan, planned bool, c clock) *localLimiter {
 	}
 }
 
-func (l *localLimiter) Reserve(_ context.Context, maxWait time.Duration) (Wait, error) {
+func (l *localLimiter) Reserve(ctx context.Context, maxWait time.Duration) (Wait, error) {
+	share, low := LowPriorityShare(ctx)
 	now := l.clock.Now()
 	l.mu.Lock()
 	defer l.mu.Unlock()
@@ -135,6 +136,11 @@ func (l *localLimiter) Reserve(_ context.Context, maxWait time.Duration) (Wait, 
 		// When the end is our guess, the first answer of the new window
 		// wakes the waiters.
 		return l.waitFor(wait), nil
+	}
+	if !l.windowEnd.IsZero() && low && l.limit > 0 && float64(l.limit-l.remaining) >= share*float64(l.limit) {
+		// Background work has used its share of this window: the rest is
+		// kept for the calls a customer waits on.
+		return Wait{}, l.refuse(l.windowEnd, now, "low-priority share (%.0f%%) of the window of %d spent", 100*share, l.limit)
 	}
 	if !l.windowEnd.IsZero() {
 		// The server's window is known: it alone decides.

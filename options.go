@@ -21,6 +21,7 @@ type config struct {
 	maxRetries int
 	plan       Plan
 	planSet    bool // WithPlan was given: the merchant declared the plan
+	lowShare   float64
 	maxWait    time.Duration
 	limiter    Limiter
 	store      TokenStore

@@ -92,10 +92,11 @@ type Wait struct {
 // one rule for how long the client may wait: MaxWait, or less when the
 // ctx's deadline comes first.
 type rateGate struct {
-	limiter Limiter
-	clock   clock
-	maxWait time.Duration
-	logger  *slog.Logger
+	limiter  Limiter
+	clock    clock
+	maxWait  time.Duration
+	lowShare float64 // of each window, for WithLowPriority calls
+	logger   *slog.Logger
 
 	mu     sync.Mutex
 	latest RateLimit
@@ -136,6 +137,16 @@ func (g *rateGate) budget(ctx context.Context) time.Duration {
 // each wait it is told, for at most the budget in all; or an error matching
 // ErrRateLimited when the window will not reset in time.
 func (g *rateGate) wait(ctx context.Context) error {
+	if IsLowPriority(ctx) {
+		// Background work never waits: the limiter grants it now, within
+		// its share, or refuses it at once.
+		w, err := g.limiter.Reserve(withShare(ctx, g.lowShare), 0)
+		if err == nil && w.For > 0 {
+			err = &Error{Code: CodeRateLimited, Message: "rate limit: low-priority call would have to wait",
+				RateLimit: RateLimit{Reset: g.clock.Now().Add(w.For)}}
+		}
+		return err
+	}
 	giveUp := g.clock.Now().Add(g.budget(ctx))
 	for logged := false; ; {
 		w, err := g.limiter.Reserve(ctx, max(giveUp.Sub(g.clock.Now()), 0))
@@ -156,6 +167,9 @@ func (g *rateGate) wait(ctx context.Context) error {
 // until the Reset or Retry-After it announced, or a backoff when it
 // announced neither; not at all when that is beyond the budget.
 func (g *rateGate) afterThrottle(ctx context.Context, rl RateLimit, backoff time.Duration) (time.Duration, string, bool) {
+	if IsLowPriority(ctx) {
+		return 0, "429 on a low-priority call: it does not wait", false
+	}
 	wait := backoff
 	if !rl.Reset.IsZero() {
 		wait = max(rl.Reset.Sub(g.clock.Now()), 0)

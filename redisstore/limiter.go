@@ -62,8 +62,9 @@ func (l *Limiter) Reserve(ctx context.Context, maxWait time.Duration) (vpay.Wait
 	burst := max(1, int(math.Ceil(float64(l.plan.PerMinute)/60)))
 	rctx, cancel := context.WithTimeout(ctx, redisTimeout)
 	defer cancel()
+	share, _ := vpay.LowPriorityShare(ctx) // 0 for a normal call
 	res, err := reserveScript.Run(rctx, l.rdb, []string{l.key},
-		now.UnixMilli(), maxWait.Milliseconds(), interval, burst).Int64Slice()
+		now.UnixMilli(), maxWait.Milliseconds(), interval, burst, share).Int64Slice()
 	if l.h.result(err) {
 		return l.local.Reserve(ctx, maxWait)
 	}
@@ -157,6 +158,7 @@ local now = tonumber(ARGV[1])
 local maxw = tonumber(ARGV[2])
 local interval = tonumber(ARGV[3])
 local burst = tonumber(ARGV[4])
+local lowshare = tonumber(ARGV[5])
 if wend > 0 and now >= wend then
 	local e = wend + wlen
 	while e <= now do e = e + wlen end
@@ -186,6 +188,11 @@ if wend > 0 then
 		save()
 		if wait > maxw then return {-1, wend} end
 		return {wait, wend}
+	end
+	if lowshare > 0 and limit > 0 and (limit - remaining) >= lowshare * limit then
+		-- background work has used its share of this window
+		save()
+		return {-1, wend}
 	end
 	remaining = remaining - 1
 	grants = grants + 1

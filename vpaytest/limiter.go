@@ -36,11 +36,15 @@ func TestLimiter(t *testing.T, newLimiter func(plan vpay.Plan, now func() time.T
 					l.Observe(ctx, rl, st.observe.throttled)
 					continue
 				}
-				maxWait := st.maxWait
-				if maxWait == 0 {
+				maxWait, rctx := st.maxWait, ctx
+				switch {
+				case st.low:
+					// As the client asks for background work: no wait.
+					maxWait, rctx = 0, vpay.WithLowPriority(ctx)
+				case maxWait == 0:
 					maxWait = time.Minute
 				}
-				w, err := l.Reserve(ctx, maxWait)
+				w, err := l.Reserve(rctx, maxWait)
 				got := describe(w, err)
 				if !sameDecision(got, st.want) {
 					t.Fatalf("step %d (at +%s): Reserve(maxWait %s) = %s, want %s", i, now.Sub(start), maxWait, got, st.want)
@@ -102,8 +106,11 @@ type limiterStep struct {
 	advance time.Duration // move the clock first
 	observe *observed     // then Observe this, or else Reserve:
 	maxWait time.Duration // 0: a minute
+	low     bool          // a vpay.WithLowPriority call (its share: the default)
 	want    decision
 }
+
+func background(want decision) limiterStep { return limiterStep{low: true, want: want} }
 
 func reserve(want decision) limiterStep { return limiterStep{want: want} }
 func at(d time.Duration, s limiterStep) limiterStep {
@@ -169,6 +176,21 @@ var limiterScenarios = []struct {
 		reserve(goNow),
 		answer(3, 0, 20*time.Second), // the other counted in the new one: its slot stays spent
 		reserve(waitFor(10 * time.Second)),
+	}},
+	{"low-priority calls use half a window and never wait", vpay.Plan{PerMinute: 120}, []limiterStep{
+		answer(10, 10, 30*time.Second),
+		background(goNow), background(goNow), background(goNow), background(goNow), background(goNow),
+		background(refused), // half the window is spent: the rest is the customers'
+		reserve(goNow), reserve(goNow), reserve(goNow), reserve(goNow), reserve(goNow),
+		reserve(waitFor(30 * time.Second)),
+		background(refused),
+		at(30*time.Second, answer(10, 10, 60*time.Second)),
+		background(goNow), // a new window, a new share
+	}},
+	{"a low-priority call is never paced", vpay.Plan{PerMinute: 120}, []limiterStep{
+		background(goNow), background(goNow),
+		background(refused), // a normal call would wait 500 ms
+		reserve(waitFor(500 * time.Millisecond)),
 	}},
 	{"a window announced spent for a day is probed", vpay.Plan{PerMinute: 120}, []limiterStep{
 		answer(10, 5, 60*time.Second),
