@@ -83,11 +83,11 @@ func NewClient(apiUser, apiKey string, opts ...Option) (*Client, error) {
 		// Starter's pace for a client that has seen no header yet, but no
 		// daily cap unless the merchant names the plan: a Growth merchant
 		// who forgot WithPlan must not be cut off at Starter's 1,000.
-		plan:    Plan{PerMinute: PlanStarter.PerMinute},
+		plan:     Plan{PerMinute: PlanStarter.PerMinute},
 		maxWait:  DefaultMaxWait,
 		lowShare: DefaultLowPriorityShare,
 		clock:    realClock{},
-		poll:    waitFirstPoll,
+		poll:     waitFirstPoll,
 	}
 	for _, o := range opts {
 		if o == nil {
