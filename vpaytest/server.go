@@ -65,7 +65,8 @@ type Server struct {
 	window   rateWindow
 	requests map[string]int // API path -> requests received; other paths are not counted
 
-	closed bool // set by Close under mu: no background work starts after it
+	closed bool    // set by Close under mu: no background work starts after it
+	loss   float64 // share of webhooks lost on purpose (LoseWebhooks)
 
 	authCalls atomic.Int64
 	throttled atomic.Int64

@@ -348,3 +348,38 @@ func recv[T any](t *testing.T, ch <-chan T, what string) T {
 		panic("unreachable")
 	}
 }
+
+func TestLostWebhooksResendAndLaterStatus(t *testing.T) {
+	s := vpaytest.NewServer(vpaytest.WithPaymentDelay(time.Hour), vpaytest.WithWebhookRetries(5, time.Millisecond))
+	defer s.Close()
+	got := make(chan *vpay.Event, 4)
+	hs := httpServer(t, webhook.Handler(s.WebhookSecret, func(ctx context.Context, ev *vpay.Event) error { got <- ev; return nil }))
+	c := s.Client()
+	p, err := c.Pay(context.Background(), &vpay.PayRequest{Amount: 500, Phone: vpaytest.PhoneSuccess, CallbackURL: hs + "/hook"})
+	require.NoError(t, err)
+
+	s.LoseWebhooks(1)
+	s.Complete(p.TransactionID)
+	assert.Equal(t, 1, s.WebhooksLost(p.TransactionID), "the webhook was lost, not sent")
+	select {
+	case ev := <-got:
+		t.Fatalf("a lost webhook arrived: %+v", ev)
+	default:
+	}
+
+	require.NoError(t, s.Resend(p.TransactionID))
+	ev := recv(t, got, "the resent webhook")
+	assert.Equal(t, vpay.EventPaymentSuccessful, ev.Type)
+
+	s.LoseWebhooks(0)
+	require.NoError(t, s.SetStatus(p.TransactionID, vpay.StatusRefunded))
+	ev = recv(t, got, "the refund's webhook")
+	assert.Equal(t, vpay.EventPaymentRefunded, ev.Type)
+	assert.Equal(t, vpay.StatusRefunded, ev.Transaction.Status)
+	tx, err := c.Status(context.Background(), p.TransactionID)
+	require.NoError(t, err)
+	assert.Equal(t, vpay.StatusRefunded, tx.Status)
+
+	assert.Error(t, s.Resend("VP_NONE"))
+	assert.Error(t, s.SetStatus("VP_NONE", vpay.StatusDisputed))
+}

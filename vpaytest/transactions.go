@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"maps"
+	"math/rand/v2"
 	"net/http"
 	"strings"
 	"time"
@@ -29,6 +30,7 @@ type transaction struct {
 	Created, Completed                     time.Time
 	hookAttempts                           int
 	hookDelivered                          bool
+	hookLost                               int
 }
 
 // createTransaction records a payment, unless its reference was used: then
@@ -114,10 +116,78 @@ func (s *Server) complete(id string) {
 	default:
 		tx.Status, tx.Message = "successful", "Transaction completed successfully."
 	}
-	if tx.CallbackURL != "" {
-		s.background(func() { s.deliver(id) })
-	}
+	s.sendWebhook(tx)
 	s.mu.Unlock()
+}
+
+// sendWebhook starts the delivery of tx's webhook, unless the emulator was
+// told to lose it. The caller holds s.mu.
+func (s *Server) sendWebhook(tx *transaction) {
+	if tx.CallbackURL == "" {
+		return
+	}
+	if s.loss > 0 && rand.Float64() < s.loss {
+		tx.hookLost++
+		return
+	}
+	id := tx.ID
+	s.background(func() { s.deliver(id) })
+}
+
+// LoseWebhooks makes the emulator lose a share of the webhooks it would
+// send from now on (0: none, the default; 1: all), as a deploy, a crashed
+// load balancer or a wrong callback URL would: they are never delivered
+// and never retried. Resend delivers one anyway.
+func (s *Server) LoseWebhooks(share float64) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.loss = min(max(share, 0), 1)
+}
+
+// Resend delivers a transaction's webhook again, with its current status,
+// whether it was delivered or lost before.
+func (s *Server) Resend(transactionID string) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	tx := s.txs[transactionID]
+	switch {
+	case tx == nil:
+		return fmt.Errorf("vpaytest: no transaction %q", transactionID)
+	case tx.CallbackURL == "":
+		return fmt.Errorf("vpaytest: transaction %q has no callback URL", transactionID)
+	}
+	s.background(func() { s.deliver(transactionID) })
+	return nil
+}
+
+// SetStatus changes a transaction's status later, as a refund or a
+// dispute does after a successful payment, and sends its webhook (subject
+// to LoseWebhooks).
+func (s *Server) SetStatus(transactionID string, status vpay.Status) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	tx := s.txs[transactionID]
+	if tx == nil {
+		return fmt.Errorf("vpaytest: no transaction %q", transactionID)
+	}
+	tx.Status = string(status)
+	if tx.Completed.IsZero() {
+		tx.Completed = time.Now()
+	}
+	tx.hookAttempts, tx.hookDelivered = 0, false
+	s.sendWebhook(tx)
+	return nil
+}
+
+// WebhooksLost returns how many of a transaction's webhooks LoseWebhooks
+// dropped.
+func (s *Server) WebhooksLost(transactionID string) int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if tx := s.txs[transactionID]; tx != nil {
+		return tx.hookLost
+	}
+	return 0
 }
 
 // deliver POSTs the signed webhook for a transaction until the merchant
