@@ -1,0 +1,175 @@
+package tracker
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/riverqueue/river"
+	"github.com/riverqueue/river/riverdriver/riverpgxv5"
+	"github.com/riverqueue/river/rivertype"
+
+	"github.com/vonsung/vpay-go"
+)
+
+// Source says where the tracker learnt a status.
+type Source string
+
+// The sources of an Update.
+const (
+	SourcePay     Source = "pay"     // the answer to Pay
+	SourceWebhook Source = "webhook" // a webhook delivery
+	SourcePoll    Source = "poll"    // a scheduled status check
+	SourceManual  Source = "manual"  // Resolve, by a person
+	SourceGiveUp  Source = "give_up" // no final status after Config.GiveUp
+)
+
+// Update is one status of one payment, handed to Config.OnUpdate once.
+type Update struct {
+	// Reference is the payment's reference (the order id).
+	Reference string
+	// TransactionID is V-Pay's id, "" when it was never learnt (a Pay whose
+	// answer was lost, then no webhook).
+	TransactionID string
+	// Status is the status this Update delivers.
+	Status vpay.Status
+	// Transaction is the latest the tracker saw of the payment; nil when
+	// it saw none.
+	Transaction *vpay.Transaction
+	// Source is where the status came from.
+	Source Source
+	// Unresolved is true for the one Update sent when no final status was
+	// known after Config.GiveUp: a person should look at the payment.
+	Unresolved bool
+}
+
+// Config configures a Tracker. Client, Pool and OnUpdate are required.
+type Config struct {
+	// Client makes the Pay and status calls.
+	Client *vpay.Client
+	// Pool is the database of the tracker's tables and River's.
+	Pool *pgxpool.Pool
+	// OnUpdate receives each final status, and each later change, once,
+	// inside tx, the transaction that records the delivery: write your
+	// order's new state with tx. An error rolls everything back, and the
+	// same Update comes again later.
+	OnUpdate func(ctx context.Context, tx pgx.Tx, u Update) error
+	// Schedule is when to check a payment's status after Pay, when no
+	// final status is known by then (default 45 s, 2 min, 4 min, 15 min,
+	// 1 h, 6 h, 24 h).
+	Schedule []time.Duration
+	// GiveUp is how long after Pay a payment without a final status is
+	// reported Unresolved (default 72 h).
+	GiveUp time.Duration
+	// Logger receives the tracker's logs (default: discarded). No secret
+	// is ever logged.
+	Logger *slog.Logger
+	// Workers is how many jobs a process runs at once (default 10).
+	Workers int
+	// RescueAfter is how long a job may run before another process takes
+	// it over, for a process that died mid-job (default 2 min).
+	RescueAfter time.Duration
+	// PollInterval is how often a process looks for due jobs besides
+	// PostgreSQL's notifications (default 1 s).
+	PollInterval time.Duration
+}
+
+// DefaultSchedule is Config.Schedule's default.
+var DefaultSchedule = []time.Duration{45 * time.Second, 2 * time.Minute, 4 * time.Minute, 15 * time.Minute, time.Hour, 6 * time.Hour, 24 * time.Hour}
+
+// Defaults of Config.
+const (
+	DefaultGiveUp      = 72 * time.Hour
+	DefaultWorkers     = 10
+	DefaultRescueAfter = 2 * time.Minute
+)
+
+// queue is the River queue of the tracker's jobs.
+const queue = "vpay_tracker"
+
+// Tracker follows payments; see the package documentation. It is safe for
+// concurrent use.
+type Tracker struct {
+	cfg   Config
+	log   *slog.Logger
+	river *river.Client[pgx.Tx]
+}
+
+// New returns a Tracker for cfg. It does not start working jobs: Start
+// does. Migrate must have run on cfg.Pool's database.
+func New(cfg Config) (*Tracker, error) {
+	switch {
+	case cfg.Client == nil:
+		return nil, errors.New("tracker: Config.Client is required")
+	case cfg.Pool == nil:
+		return nil, errors.New("tracker: Config.Pool is required")
+	case cfg.OnUpdate == nil:
+		return nil, errors.New("tracker: Config.OnUpdate is required")
+	}
+	if cfg.Schedule == nil {
+		cfg.Schedule = DefaultSchedule
+	}
+	for i, d := range cfg.Schedule {
+		if d <= 0 || (i > 0 && d <= cfg.Schedule[i-1]) {
+			return nil, fmt.Errorf("tracker: Config.Schedule must be positive and increasing, got %v", cfg.Schedule)
+		}
+	}
+	cfg.GiveUp = cmpOr(cfg.GiveUp, DefaultGiveUp)
+	cfg.Workers = cmpOr(cfg.Workers, DefaultWorkers)
+	cfg.RescueAfter = cmpOr(cfg.RescueAfter, DefaultRescueAfter)
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	t := &Tracker{cfg: cfg, log: cfg.Logger}
+	workers := river.NewWorkers()
+	river.AddWorker(workers, &checkWorker{t: t})
+	river.AddWorker(workers, &deliverWorker{t: t})
+	rc, err := river.NewClient(riverpgxv5.New(cfg.Pool), &river.Config{
+		Queues:  map[string]river.QueueConfig{queue: {MaxWorkers: cfg.Workers}},
+		Workers: workers,
+		Logger:  cfg.Logger,
+		// A delivery is retried until it succeeds: River's default of 25
+		// attempts would drop an Update after a long outage.
+		MaxAttempts:          1 << 30,
+		RetryPolicy:          retryPolicy{},
+		JobTimeout:           min(time.Minute, cfg.RescueAfter/2),
+		RescueStuckJobsAfter: cfg.RescueAfter,
+		FetchPollInterval:    cmpOr(cfg.PollInterval, time.Second),
+		FetchCooldown:        min(100*time.Millisecond, cmpOr(cfg.PollInterval, time.Second)),
+	})
+	if err != nil {
+		return nil, fmt.Errorf("tracker: %w", err)
+	}
+	t.river = rc
+	return t, nil
+}
+
+// Start works the tracker's jobs until Stop. Any number of processes may
+// run on one database: they share the work.
+func (t *Tracker) Start(ctx context.Context) error { return t.river.Start(ctx) }
+
+// Stop stops taking jobs and waits for the running ones to finish, or for
+// ctx to end. A job cut short is taken over by another process after
+// Config.RescueAfter; nothing is lost.
+func (t *Tracker) Stop(ctx context.Context) error { return t.river.Stop(ctx) }
+
+// retryPolicy retries a failed job after 1 s, 2 s, 4 s ... up to 10 min,
+// for ever.
+type retryPolicy struct{}
+
+func (retryPolicy) NextRetry(job *rivertype.JobRow) time.Time {
+	d := time.Second << min(job.Attempt, 10)
+	return time.Now().Add(min(d, 10*time.Minute))
+}
+
+func cmpOr[T comparable](v, def T) T {
+	var zero T
+	if v == zero {
+		return def
+	}
+	return v
+}
