@@ -30,13 +30,15 @@ type shop struct {
 	emulator *vpaytest.Server
 	hookURL  string // where the emulator sends webhooks: the current tracker's handler
 	handler  atomic.Pointer[http.Handler]
-	failNext atomic.Int64 // OnUpdate fails this many more times
+	failNext atomic.Int64  // OnUpdate fails this many more times
+	db       *pgxpool.Pool // the shop's own queries
 }
 
 func newShop(t *testing.T, opts ...vpaytest.Option) *shop {
 	t.Helper()
 	s := &shop{t: t, dsn: postgres(t)}
 	pool := s.pool()
+	s.db = pool
 	ctx := context.Background()
 	require.NoError(t, tracker.Migrate(ctx, pool))
 	_, err := pool.Exec(ctx, `CREATE TABLE IF NOT EXISTS shop_updates (
@@ -112,7 +114,7 @@ type delivery struct{ status, source string }
 // updates returns each reference's deliveries, in order.
 func (s *shop) updates() map[string][]delivery {
 	s.t.Helper()
-	rows, err := s.pool().Query(context.Background(), `SELECT reference, status, source FROM shop_updates ORDER BY at`)
+	rows, err := s.db.Query(context.Background(), `SELECT reference, status, source FROM shop_updates ORDER BY at`)
 	require.NoError(s.t, err)
 	out := map[string][]delivery{}
 	for rows.Next() {
@@ -148,7 +150,8 @@ func TestMigrateIsIdempotentAndSafeConcurrently(t *testing.T) {
 	errs := make(chan error, 3)
 	for range 3 {
 		wg.Add(1)
-		go func() { defer wg.Done(); errs <- tracker.Migrate(context.Background(), s.pool()) }()
+		pool := s.pool()
+		go func() { defer wg.Done(); errs <- tracker.Migrate(context.Background(), pool) }()
 	}
 	wg.Wait()
 	close(errs)
@@ -172,6 +175,20 @@ func TestWebhookDeliveredOnceAndRefundAsSecondUpdate(t *testing.T) {
 	require.NoError(t, s.emulator.Resend(p.TransactionID))
 	time.Sleep(300 * time.Millisecond) // a duplicate has time to arrive; none must
 	assert.Len(t, s.updates()["order-1"], 2, "a status already delivered is never delivered again")
+
+	// A day later River has pruned its completed jobs (and their
+	// uniqueness); V-Pay redelivers once more: the delivery row still
+	// makes the shop's side exactly once.
+	_, err = s.db.Exec(context.Background(), `DELETE FROM river_job`)
+	require.NoError(t, err)
+	s.process() // another replica: its webhook de-duplication has not seen the event
+	require.NoError(t, s.emulator.Resend(p.TransactionID))
+	require.Eventually(t, func() bool {
+		var n int
+		_ = s.db.QueryRow(context.Background(), `SELECT count(*) FROM river_job WHERE state = 'completed'`).Scan(&n)
+		return n > 0
+	}, 10*time.Second, 20*time.Millisecond, "the redelivery's job ran")
+	assert.Len(t, s.updates()["order-1"], 2, "the (payment, status) row holds after River forgot the job")
 }
 
 func TestLostWebhooksFoundByPolling(t *testing.T) {
@@ -254,3 +271,5 @@ func TestRefusedPayLeavesNoRecord(t *testing.T) {
 	_, err = s.pay(tr, "order-refused", vpaytest.PhoneSuccess)
 	assert.ErrorIs(t, err, vpay.ErrDuplicateReference, "a tracked reference is refused before anything is sent")
 }
+
+func pgxPool(dsn string) (*pgxpool.Pool, error) { return pgxpool.New(context.Background(), dsn) }
