@@ -43,9 +43,9 @@ func TestThreeProcessesHalfTheWebhooksLostOneStopped(t *testing.T) {
 		require.NoError(t, err)
 		want[ref] = ""
 	}
-	u := s.waitFor("every payment's final status", func(u map[string][]delivery) bool { return len(u) == n })
+	s.waitFor("every payment's final status", func(u map[string][]delivery) bool { return len(u) == n })
 	time.Sleep(500 * time.Millisecond) // room for a duplicate to show; none may
-	u = s.updates()
+	u := s.updates()
 	final := map[string]vpay.Status{}
 	for _, tx := range s.emulator.Transactions() {
 		final[tx.Reference] = tx.Status
