@@ -21,7 +21,7 @@ import (
 // Debian's postgresql package, run as the postgres user when the test runs
 // as root). Without PostgreSQL the test is skipped, except under CI=true,
 // where it fails: CI installs it.
-func postgres(t *testing.T) string {
+func postgres(t testing.TB) string {
 	t.Helper()
 	if dsn := os.Getenv("VPAY_TEST_POSTGRES_DSN"); dsn != "" {
 		return freshDatabase(t, dsn)
@@ -59,7 +59,7 @@ func postgres(t *testing.T) string {
 }
 
 // pgBin finds the newest PostgreSQL server's bin directory.
-func pgBin(t *testing.T) string {
+func pgBin(t testing.TB) string {
 	t.Helper()
 	dirs, _ := filepath.Glob("/usr/lib/postgresql/*/bin")
 	sort.Slice(dirs, func(i, j int) bool { return version(dirs[i]) > version(dirs[j]) })
@@ -81,7 +81,7 @@ func version(binDir string) int {
 }
 
 // freshDatabase creates a database of the test's own on the server of dsn.
-func freshDatabase(t *testing.T, dsn string) string {
+func freshDatabase(t testing.TB, dsn string) string {
 	t.Helper()
 	ctx := context.Background()
 	pool, err := pgxpool.New(ctx, dsn)
@@ -101,7 +101,7 @@ func freshDatabase(t *testing.T, dsn string) string {
 	return u.String()
 }
 
-func freePort(t *testing.T) int {
+func freePort(t testing.TB) int {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {

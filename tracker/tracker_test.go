@@ -25,7 +25,7 @@ import (
 // shop_updates through OnUpdate, one row per delivery, so counting rows
 // counts deliveries.
 type shop struct {
-	t        *testing.T
+	t        testing.TB
 	dsn      string
 	emulator *vpaytest.Server
 	hookURL  string // where the emulator sends webhooks: the current tracker's handler
@@ -34,7 +34,7 @@ type shop struct {
 	db       *pgxpool.Pool // the shop's own queries
 }
 
-func newShop(t *testing.T, opts ...vpaytest.Option) *shop {
+func newShop(t testing.TB, opts ...vpaytest.Option) *shop {
 	t.Helper()
 	s := &shop{t: t, dsn: postgres(t)}
 	pool := s.pool()
