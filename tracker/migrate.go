@@ -16,7 +16,7 @@ const migrateLock = 0x76706179
 var schema = []string{
 	`CREATE TABLE IF NOT EXISTS vpay_tracker_payments (
 		reference       text PRIMARY KEY,
-		transaction_id  text UNIQUE,
+		transaction_id  text,
 		status          text NOT NULL DEFAULT 'pending',
 		transaction     jsonb,
 		outcome_unknown boolean NOT NULL DEFAULT false,
@@ -27,6 +27,9 @@ var schema = []string{
 	)`,
 	`CREATE INDEX IF NOT EXISTS vpay_tracker_payments_open ON vpay_tracker_payments (created_at)
 		WHERE status = 'pending'`,
+	// Not unique: a transaction id that names two references (a test
+	// emulator restarted, a bug upstream) must not wedge the tracker.
+	`CREATE INDEX IF NOT EXISTS vpay_tracker_payments_transaction ON vpay_tracker_payments (transaction_id)`,
 	`CREATE TABLE IF NOT EXISTS vpay_tracker_deliveries (
 		reference    text NOT NULL REFERENCES vpay_tracker_payments (reference) ON DELETE CASCADE,
 		status       text NOT NULL,

@@ -273,3 +273,60 @@ func TestRefusedPayLeavesNoRecord(t *testing.T) {
 }
 
 func pgxPool(dsn string) (*pgxpool.Pool, error) { return pgxpool.New(context.Background(), dsn) }
+
+func TestPaymentTheTrackerDidNotStartIsTrackedFromItsWebhook(t *testing.T) {
+	s := newShop(t)
+	s.process()
+	// Paid elsewhere (a payment link, another service) with the tracker's
+	// endpoint as callback.
+	p, err := s.emulator.Client().Pay(context.Background(), &vpay.PayRequest{Amount: 500, Phone: vpaytest.PhoneSuccess, Reference: "link-7", CallbackURL: s.hookURL})
+	require.NoError(t, err)
+	s.waitFor("the foreign payment's update", func(u map[string][]delivery) bool { return len(u["link-7"]) == 1 })
+	require.NoError(t, s.emulator.SetStatus(p.TransactionID, vpay.StatusDisputed))
+	u := s.waitFor("its dispute", func(u map[string][]delivery) bool { return len(u["link-7"]) == 2 })
+	assert.Equal(t, []delivery{{"successful", "webhook"}, {"disputed", "webhook"}}, u["link-7"])
+}
+
+// TestPollsStayInTheirShareOfTheRateLimit: every webhook lost and a tight
+// plan: the status checks use at most half of each window, are snoozed past
+// it, and never earn a 429 or delay a Pay.
+func TestPollsStayInTheirShareOfTheRateLimit(t *testing.T) {
+	s := newShop(t, vpaytest.WithPlan(vpay.Plan{PerMinute: 8}), vpaytest.WithRateWindow(time.Second))
+	s.emulator.LoseWebhooks(1)
+	tr := s.process(func(c *tracker.Config) {
+		c.Client = s.emulator.Client(vpay.WithMaxRetries(0), vpay.WithPlan(vpay.Plan{PerMinute: 8 * 60}))
+		c.Schedule = []time.Duration{100 * time.Millisecond, 200 * time.Millisecond, 400 * time.Millisecond, 800 * time.Millisecond}
+		c.GiveUp = 20 * time.Second
+	})
+	const n = 8
+	for i := range n {
+		start := time.Now()
+		_, err := s.pay(tr, fmt.Sprintf("order-%d", i), vpaytest.PhoneSuccess)
+		require.NoError(t, err)
+		assert.Less(t, time.Since(start), 2*time.Second, "a Pay is never kept waiting by background polls")
+	}
+	s.waitFor("every payment polled", func(u map[string][]delivery) bool { return len(u) == n })
+	assert.Zero(t, s.emulator.Throttled(), "the polls never earned a 429")
+	var snoozed int
+	require.NoError(t, s.db.QueryRow(context.Background(),
+		`SELECT count(*) FROM river_job WHERE kind = 'vpay_tracker_check' AND (metadata->>'snoozes')::int > 0`).Scan(&snoozed))
+	assert.Positive(t, snoozed, "checks past their share were put off to the next window, not kept waiting")
+}
+
+func TestPruneKeepsWhatIsNotSettled(t *testing.T) {
+	s := newShop(t)
+	tr := s.process()
+	_, err := s.pay(tr, "order-done", vpaytest.PhoneSuccess)
+	require.NoError(t, err)
+	s.waitFor("the delivery", func(u map[string][]delivery) bool { return len(u["order-done"]) == 1 })
+	s.emulator.LoseWebhooks(1)
+	_, err = s.pay(tr, "order-open", vpaytest.PhoneTimeout)
+	require.NoError(t, err)
+	n, err := tr.Prune(context.Background(), time.Now().Add(time.Hour))
+	require.NoError(t, err)
+	assert.EqualValues(t, 1, n, "only the settled and delivered payment goes")
+	pending, err := tr.Pending(context.Background(), 0)
+	require.NoError(t, err)
+	require.Len(t, pending, 1)
+	assert.Equal(t, "order-open", pending[0].Reference)
+}

@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"fmt"
 	"log/slog"
+	mrand "math/rand/v2"
 	"net"
 	"net/http"
 	"sync"
@@ -62,6 +63,7 @@ type Server struct {
 	links    map[string]*link
 	faults   map[string][]*Fault
 	seq      int
+	idBase   int64 // random per server: ids of two emulators, or two runs, never collide
 	window   rateWindow
 	requests map[string]int // API path -> requests received; other paths are not counted
 
@@ -208,6 +210,7 @@ func Start(opts ...Option) (*Server, error) {
 		links:         make(map[string]*link),
 		faults:        make(map[string][]*Fault),
 		requests:      make(map[string]int),
+		idBase:        10_000_000 + mrand.Int64N(80_000_000),
 	}
 	s.srv = &http.Server{Handler: s.routes(), ReadHeaderTimeout: 10 * time.Second}
 	s.wg.Add(1)

@@ -43,7 +43,7 @@ func (s *Server) createTransaction(b *payBody, amount int64) (tx *transaction, d
 	}
 	s.seq++
 	tx = &transaction{
-		ID:          fmt.Sprintf("VP%08d", 86583387+s.seq),
+		ID:          fmt.Sprintf("VP%08d", s.idBase+int64(s.seq)),
 		Reference:   b.ExternalID,
 		Method:      b.PaymentMethod,
 		Phone:       b.PayerPhone,
