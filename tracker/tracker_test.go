@@ -167,6 +167,14 @@ func TestWebhookDeliveredOnceAndRefundAsSecondUpdate(t *testing.T) {
 	require.NoError(t, err)
 	s.waitFor("the successful update", func(u map[string][]delivery) bool { return len(u["order-1"]) == 1 })
 
+	// A late "pending" (a webhook that overtook nothing, a stale poll)
+	// changes nothing: a final status is never replaced by pending.
+	require.NoError(t, s.emulator.SetStatus(p.TransactionID, vpay.StatusPending))
+	require.Eventually(t, func() bool { _, delivered := s.emulator.Webhook(p.TransactionID); return delivered }, 10*time.Second, 10*time.Millisecond)
+	pending, err := tr.Pending(context.Background(), 0)
+	require.NoError(t, err)
+	assert.Empty(t, pending, "the payment stays settled")
+
 	// V-Pay delivers the same event again: nothing new for the shop.
 	require.NoError(t, s.emulator.Resend(p.TransactionID))
 	require.NoError(t, s.emulator.SetStatus(p.TransactionID, vpay.StatusRefunded))
