@@ -86,6 +86,7 @@ type config struct {
 	hookBackoff    time.Duration
 	synchronousPay bool
 	maxTxs         int
+	webhookURL     string
 	logger         *slog.Logger
 }
 
@@ -153,6 +154,11 @@ func WithSynchronousPay() Option { return func(c *config) { c.synchronousPay = t
 // reference, so that a standalone sandbox left running keeps bounded
 // memory. n must be positive.
 func WithMaxTransactions(n int) Option { return func(c *config) { c.maxTxs = n } }
+
+// WithWebhookURL sends every transaction's webhooks to url too, as the
+// webhook URL configured in V-Pay's dashboard does, besides each payment's
+// own callback_url.
+func WithWebhookURL(url string) Option { return func(c *config) { c.webhookURL = url } }
 
 // WithLogger logs each request the emulator serves at debug level.
 func WithLogger(l *slog.Logger) Option { return func(c *config) { c.logger = l } }

@@ -383,3 +383,28 @@ func TestLostWebhooksResendAndLaterStatus(t *testing.T) {
 	assert.Error(t, s.Resend("VP_NONE"))
 	assert.Error(t, s.SetStatus("VP_NONE", vpay.StatusDisputed))
 }
+
+func TestDashboardWebhookURLGetsEveryWebhook(t *testing.T) {
+	got := make(chan *vpay.Event, 4)
+	// Every delivery, redeliveries included (no de-duplication here).
+	hs := httpServer(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		body, err := webhook.VerifyRequest(r, "whsec_dash", 0)
+		if err != nil {
+			http.Error(w, "unauthorized", http.StatusUnauthorized)
+			return
+		}
+		ev, err := vpay.ParseEvent(body)
+		if err == nil {
+			got <- ev
+		}
+	}))
+	s := vpaytest.NewServer(vpaytest.WithCredentials("", "", "whsec_dash"), vpaytest.WithWebhookURL(hs+"/dashboard"),
+		vpaytest.WithPaymentDelay(time.Millisecond))
+	defer s.Close()
+	p, err := s.Client().Pay(context.Background(), &vpay.PayRequest{Amount: 500, Phone: vpaytest.PhoneSuccess}) // no callback_url
+	require.NoError(t, err)
+	ev := recv(t, got, "the dashboard URL's webhook")
+	assert.Equal(t, p.TransactionID, ev.Transaction.TransactionID)
+	require.NoError(t, s.Resend(p.TransactionID))
+	assert.Equal(t, p.TransactionID, recv(t, got, "the resent webhook").Transaction.TransactionID)
+}

@@ -123,15 +123,31 @@ func (s *Server) complete(id string) {
 // sendWebhook starts the delivery of tx's webhook, unless the emulator was
 // told to lose it. The caller holds s.mu.
 func (s *Server) sendWebhook(tx *transaction) {
-	if tx.CallbackURL == "" {
+	targets := s.webhookTargets(tx)
+	if len(targets) == 0 {
 		return
 	}
 	if s.loss > 0 && rand.Float64() < s.loss {
 		tx.hookLost++
 		return
 	}
-	id := tx.ID
-	s.background(func() { s.deliver(id) })
+	for _, url := range targets {
+		s.background(func() { s.deliver(tx.ID, url) })
+	}
+}
+
+// webhookTargets are where a transaction's webhooks go: the payment's
+// callback_url and the dashboard's webhook URL (WithWebhookURL). The
+// caller holds s.mu.
+func (s *Server) webhookTargets(tx *transaction) []string {
+	var targets []string
+	if tx.CallbackURL != "" {
+		targets = append(targets, tx.CallbackURL)
+	}
+	if u := s.cfg.webhookURL; u != "" && u != tx.CallbackURL {
+		targets = append(targets, u)
+	}
+	return targets
 }
 
 // LoseWebhooks makes the emulator lose a share of the webhooks it would
@@ -150,13 +166,16 @@ func (s *Server) Resend(transactionID string) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	tx := s.txs[transactionID]
-	switch {
-	case tx == nil:
+	if tx == nil {
 		return fmt.Errorf("vpaytest: no transaction %q", transactionID)
-	case tx.CallbackURL == "":
-		return fmt.Errorf("vpaytest: transaction %q has no callback URL", transactionID)
 	}
-	s.background(func() { s.deliver(transactionID) })
+	targets := s.webhookTargets(tx)
+	if len(targets) == 0 {
+		return fmt.Errorf("vpaytest: transaction %q has no callback URL and the emulator no webhook URL", transactionID)
+	}
+	for _, url := range targets {
+		s.background(func() { s.deliver(transactionID, url) })
+	}
 	return nil
 }
 
@@ -192,7 +211,7 @@ func (s *Server) WebhooksLost(transactionID string) int {
 
 // deliver POSTs the signed webhook for a transaction until the merchant
 // answers 2xx or the attempts run out, backing off between attempts.
-func (s *Server) deliver(id string) {
+func (s *Server) deliver(id, url string) {
 	view := s.view(id)
 	if view == nil {
 		return
@@ -200,15 +219,15 @@ func (s *Server) deliver(id string) {
 	view["event"] = "payment." + strings.ToLower(view["status"].(string))
 	body, _ := json.Marshal(view)
 	sig := webhook.Sign(body, s.WebhookSecret)
-	s.mu.Lock()
-	url := s.txs[id].CallbackURL
-	s.mu.Unlock()
 	backoff := s.cfg.hookBackoff
 	for attempt := 1; attempt <= s.cfg.hookAttempts; attempt++ {
 		ok := s.post(url, body, sig)
 		s.mu.Lock()
-		s.txs[id].hookAttempts = attempt
-		s.txs[id].hookDelivered = ok
+		// Webhook reports the payment's own callback (or the dashboard's
+		// URL when it has none).
+		if tx := s.txs[id]; tx != nil && (url == tx.CallbackURL || tx.CallbackURL == "") {
+			tx.hookAttempts, tx.hookDelivered = attempt, ok
+		}
 		s.mu.Unlock()
 		if ok {
 			return

@@ -45,6 +45,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	lifetime := fs.Duration("token-lifetime", vpaytest.DefaultTokenLifetime, "access token lifetime")
 	plan := fs.String("plan", "", `rate-limit plan: "starter", "growth", or empty for no practical limit`)
 	verbose := fs.Bool("v", false, "log every request")
+	hookURL := fs.String("webhook-url", "", "also send every webhook here, as the dashboard's webhook URL does")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -54,6 +55,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		vpaytest.WithCredentials(*user, *key, *secret),
 		vpaytest.WithPaymentDelay(*delay),
 		vpaytest.WithTokenLifetime(*lifetime),
+		vpaytest.WithWebhookURL(*hookURL),
 	}
 	switch strings.ToLower(*plan) {
 	case "":
