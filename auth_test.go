@@ -301,12 +301,16 @@ func TestOneStoreRefreshPerClientHoweverManyCallers(t *testing.T) {
 	for range 1000 {
 		runtime.Gosched()
 	}
+	inFlight := store.refreshes.Load()
 	close(store.release)
 	wg.Wait()
 	close(errs)
 	for err := range errs {
 		require.NoError(t, err)
 	}
-	assert.EqualValues(t, 1, store.refreshes.Load(), "one owner of refresh de-duplication: the store is asked once")
+	assert.EqualValues(t, 1, inFlight, "one owner of refresh de-duplication: while a refresh runs, the store is not asked again")
+	// A straggler that read the empty store just before the refresh ended
+	// may ask the store once more; the store then returns the new token
+	// without fetching.
 	assert.EqualValues(t, 1, s.authCalls.Load())
 }

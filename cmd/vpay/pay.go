@@ -1,0 +1,203 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/vonsung/vpay-go"
+)
+
+// txJSON is a transaction as --json prints it.
+type txJSON struct {
+	TransactionID string            `json:"transaction_id"`
+	Reference     string            `json:"reference"`
+	Status        vpay.Status       `json:"status"`
+	Amount        int64             `json:"amount,omitempty"`
+	Currency      string            `json:"currency,omitempty"`
+	PayerPhone    string            `json:"payer_phone,omitempty"`
+	FailureCode   vpay.ErrorCode    `json:"failure_code,omitempty"`
+	Message       string            `json:"message,omitempty"`
+	PaymentURL    string            `json:"payment_url,omitempty"`
+	Final         bool              `json:"final"`
+	Metadata      map[string]string `json:"metadata,omitempty"`
+}
+
+func fromTx(t *vpay.Transaction) txJSON {
+	return txJSON{TransactionID: t.TransactionID, Reference: t.Reference, Status: t.Status, Amount: t.Amount, Currency: t.Currency,
+		PayerPhone: t.PayerPhone, FailureCode: t.FailureCode, Message: t.Message, Final: t.Status.Final(), Metadata: t.Metadata}
+}
+
+// outcome is the exit status of a followed payment.
+func outcome(t *vpay.Transaction) error {
+	if t.Status == vpay.StatusSuccessful {
+		return nil
+	}
+	return &exitError{exitNotPaid, fmt.Errorf("payment %s ended %s", t.TransactionID, t.Status)}
+}
+
+func payCmd(e *env) *cobra.Command {
+	var (
+		req      vpay.PayRequest
+		method   string
+		wait     bool
+		timeout  time.Duration
+		interval time.Duration
+	)
+	cmd := &cobra.Command{
+		Use:   "pay --amount N --phone P",
+		Short: "Start a payment (and with --wait, follow it to its final status)",
+		Args:  args(0),
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			req.Method = vpay.PaymentMethod(method)
+			if err := req.Validate(); err != nil {
+				return &exitError{exitUsage, err}
+			}
+			c, err := e.client()
+			if err != nil {
+				return err
+			}
+			p, err := c.Pay(cmd.Context(), &req)
+			if err != nil {
+				return err
+			}
+			if !wait {
+				e.emit(map[string]any{"transaction_id": p.TransactionID, "reference": p.Reference, "status": p.Status,
+					"message": p.Message, "payment_url": p.PaymentURL}, func(w io.Writer) {
+					fmt.Fprintf(w, "Payment %s for %s: %s", p.TransactionID, p.Reference, p.Status)
+					if p.Message != "" {
+						fmt.Fprintf(w, " (%s)", p.Message)
+					}
+					fmt.Fprintln(w)
+					if p.PaymentURL != "" {
+						fmt.Fprintln(w, "Pay at:", p.PaymentURL)
+					}
+				})
+				return nil
+			}
+			if !e.json {
+				fmt.Fprintf(e.stdout, "Payment %s for %s started; waiting for the payer (MoMo prompt: 3 minutes)\n", p.TransactionID, p.Reference)
+			}
+			return follow(cmd.Context(), e, c, p.TransactionID, timeout, interval)
+		},
+	}
+	f := cmd.Flags()
+	f.Int64Var(&req.Amount, "amount", 0, "amount in RWF (at least 100)")
+	f.StringVar(&req.Phone, "phone", "", "payer's phone, any form (0781234567, +250 78 123 4567)")
+	f.StringVar(&method, "method", "mtnrw", "mtnrw, card or all")
+	f.StringVar(&req.Reference, "reference", "", "your order id (default: a new one)")
+	f.StringVar(&req.Description, "description", "", "shown to the payer (MoMo: letters, digits, space, .,-_'/#())")
+	f.StringVar(&req.CallbackURL, "callback-url", "", "where V-Pay sends this payment's webhooks")
+	f.BoolVar(&wait, "wait", false, "follow the payment until its final status (exit 0 only if successful)")
+	f.DurationVar(&timeout, "timeout", 4*time.Minute, "with --wait: give up after this long (exit 4)")
+	f.DurationVar(&interval, "interval", 2*time.Second, "with --wait: first interval between status checks")
+	_ = f.MarkHidden("interval")
+	_ = cmd.MarkFlagRequired("amount")
+	return cmd
+}
+
+func statusCmd(e *env) *cobra.Command {
+	return &cobra.Command{
+		Use:   "status TRANSACTION_ID",
+		Short: "Print a transaction's status",
+		Args:  args(1),
+		RunE: func(cmd *cobra.Command, a []string) error {
+			c, err := e.client()
+			if err != nil {
+				return err
+			}
+			t, err := c.Status(cmd.Context(), a[0])
+			if err != nil {
+				return err
+			}
+			e.emit(fromTx(t), func(w io.Writer) { printTx(e, w, t) })
+			return nil
+		},
+	}
+}
+
+func waitCmd(e *env) *cobra.Command {
+	var timeout, interval time.Duration
+	cmd := &cobra.Command{
+		Use:   "wait TRANSACTION_ID",
+		Short: "Follow a transaction until its final status (exit 0 only if successful)",
+		Args:  args(1),
+		RunE: func(cmd *cobra.Command, a []string) error {
+			c, err := e.client()
+			if err != nil {
+				return err
+			}
+			return follow(cmd.Context(), e, c, a[0], timeout, interval)
+		},
+	}
+	cmd.Flags().DurationVar(&timeout, "timeout", 4*time.Minute, "give up after this long (exit 4)")
+	cmd.Flags().DurationVar(&interval, "interval", 2*time.Second, "first interval between status checks")
+	_ = cmd.Flags().MarkHidden("interval")
+	return cmd
+}
+
+func printTx(e *env, w io.Writer, t *vpay.Transaction) {
+	colour := "33" // pending: yellow
+	switch {
+	case t.Status == vpay.StatusSuccessful:
+		colour = "32"
+	case t.Status.Final():
+		colour = "31"
+	}
+	fmt.Fprintf(w, "%s  %s  %s", t.TransactionID, t.Reference, e.colour(colour, string(t.Status)))
+	if t.Amount != 0 {
+		fmt.Fprintf(w, "  %d %s", t.Amount, t.Currency)
+	}
+	if t.FailureCode != "" {
+		fmt.Fprintf(w, "  (%s)", t.FailureCode)
+	}
+	fmt.Fprintln(w)
+}
+
+// follow polls a transaction until it is final, printing each change with
+// the time elapsed against the MoMo prompt's three minutes.
+func follow(ctx context.Context, e *env, c *vpay.Client, id string, timeout, interval time.Duration) error {
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	start := time.Now()
+	var last *vpay.Transaction
+	for {
+		t, err := c.Status(ctx, id)
+		switch {
+		case err == nil:
+			if last == nil || t.Status != last.Status {
+				elapsed := time.Since(start).Round(time.Second)
+				e.emit(map[string]any{"elapsed_seconds": int(elapsed.Seconds()), "transaction": fromTx(t)}, func(w io.Writer) {
+					fmt.Fprintf(w, "[%s of 3m0s] ", elapsed)
+					printTx(e, w, t)
+				})
+			}
+			last = t
+			if t.Status.Final() {
+				return outcome(t)
+			}
+		case ctx.Err() != nil:
+		default:
+			var ae *vpay.Error
+			if !asRetryable(err, &ae) {
+				return err
+			}
+		}
+		select {
+		case <-ctx.Done():
+			if last != nil {
+				return &exitError{exitTimeout, fmt.Errorf("payment %s still %s after %s", id, last.Status, timeout)}
+			}
+			return &exitError{exitTimeout, fmt.Errorf("no answer about %s within %s", id, timeout)}
+		case <-time.After(interval):
+			interval = min(interval*3/2, 15*time.Second)
+		}
+	}
+}
+
+func asRetryable(err error, ae **vpay.Error) bool {
+	return asError(err, ae) && (*ae).Retryable()
+}
