@@ -21,12 +21,19 @@ type rateWindow struct {
 type rateState struct {
 	limit, remaining int
 	reset            time.Time
+	millis           bool // Reset in milliseconds: a window shorter than whole seconds
 }
 
 func (s rateState) set(h http.Header) {
 	h.Set("X-RateLimit-Limit", strconv.Itoa(s.limit))
 	h.Set("X-RateLimit-Remaining", strconv.Itoa(s.remaining))
-	h.Set("X-RateLimit-Reset", strconv.FormatInt(s.reset.Unix(), 10))
+	reset := s.reset.Unix()
+	if s.millis {
+		// Whole seconds would put the Reset of a 250 ms window in the
+		// past; the SDK reads a value this large as milliseconds.
+		reset = s.reset.UnixMilli()
+	}
+	h.Set("X-RateLimit-Reset", strconv.FormatInt(reset, 10))
 }
 
 // take counts one request at now and says whether it is within the limits.
@@ -41,13 +48,14 @@ func (w *rateWindow) take(now time.Time, plan vpay.Plan, window time.Duration) (
 		w.day, w.usedDay = day.Unix(), 0
 	}
 	reset := time.Unix(0, (idx+1)*int64(window))
+	millis := window%time.Second != 0
 	if plan.PerDay > 0 && w.usedDay >= plan.PerDay {
-		return rateState{limit: plan.PerMinute, remaining: 0, reset: day.Add(24 * time.Hour)}, false
+		return rateState{limit: plan.PerMinute, remaining: 0, reset: day.Add(24 * time.Hour), millis: millis}, false
 	}
 	if w.used >= plan.PerMinute {
-		return rateState{limit: plan.PerMinute, remaining: 0, reset: reset}, false
+		return rateState{limit: plan.PerMinute, remaining: 0, reset: reset, millis: millis}, false
 	}
 	w.used++
 	w.usedDay++
-	return rateState{limit: plan.PerMinute, remaining: plan.PerMinute - w.used, reset: reset}, true
+	return rateState{limit: plan.PerMinute, remaining: plan.PerMinute - w.used, reset: reset, millis: millis}, true
 }

@@ -21,6 +21,7 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 
 	"github.com/vonsung/vpay-go"
@@ -84,7 +85,11 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, getenv fu
 	if err != nil {
 		code := exitCode(err)
 		if code != exitNotPaid {
-			fmt.Fprintln(stderr, "vpay:", err)
+			msg := err.Error()
+			if !strings.HasPrefix(msg, "vpay: ") {
+				msg = "vpay: " + msg
+			}
+			fmt.Fprintln(stderr, msg)
 		}
 		return code
 	}
