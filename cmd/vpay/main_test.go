@@ -358,6 +358,7 @@ func TestReconcileWithinTheRateBudgetAndResumes(t *testing.T) {
 	require.NoError(t, err)
 	lines := strings.Split(strings.TrimSpace(string(b)), "\n")
 	assert.Len(t, lines, rows+1, "every row once, header once, across the interruption")
+	assert.LessOrEqual(t, s.Requests("/transaction/status/"), rows+2, "the second run resumed: the rows checked before the interruption were not checked again")
 	assert.Zero(t, s.Throttled()-throttledBefore, "reconcile earned no 429")
 	_, err = os.Stat(cp)
 	assert.True(t, os.IsNotExist(err), "a finished run leaves no checkpoint")
