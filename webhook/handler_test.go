@@ -14,19 +14,13 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/vonsung/vpay-go"
+	"github.com/vonsung/vpay-go/internal/testutil"
 )
 
-// recv returns the next value from ch, or fails the test after 10 s: a
-// broken promise must fail the suite, not hang it.
+// recv is testutil.Recv.
 func recv[T any](t *testing.T, ch <-chan T, what string) T {
 	t.Helper()
-	select {
-	case v := <-ch:
-		return v
-	case <-time.After(10 * time.Second):
-		t.Fatalf("timed out waiting for %s", what)
-		panic("unreachable")
-	}
+	return testutil.Recv(t, ch, what)
 }
 
 func TestHandlerPanicsWithoutUsableSecret(t *testing.T) {

@@ -7,10 +7,10 @@ import (
 	"net/http"
 	"regexp"
 	"testing"
-	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+	"github.com/vonsung/vpay-go/internal/testutil"
 )
 
 // syncWriter hands what run prints to the test, line by line as written.
@@ -47,15 +47,8 @@ func TestRunServesTheDocumentationCurl(t *testing.T) {
 	assert.Error(t, run(context.Background(), []string{"-plan", "platinum"}, io.Discard, io.Discard))
 }
 
-// recv returns the next value from ch, or fails the test after 10 s: a
-// broken promise must fail the suite, not hang it.
+// recv is testutil.Recv.
 func recv[T any](t *testing.T, ch <-chan T, what string) T {
 	t.Helper()
-	select {
-	case v := <-ch:
-		return v
-	case <-time.After(10 * time.Second):
-		t.Fatalf("timed out waiting for %s", what)
-		panic("unreachable")
-	}
+	return testutil.Recv(t, ch, what)
 }
