@@ -48,9 +48,11 @@ func (s *Server) middleware(next http.Handler) http.Handler {
 		rl, allowed := s.window.take(start, s.cfg.plan, s.cfg.window)
 		s.mu.Unlock()
 		rl.set(w.Header())
+		sw := &statusWriter{ResponseWriter: w, status: http.StatusOK}
+		w = sw
 		defer func() {
 			s.cfg.logger.Debug("vpaytest: request", slog.String("method", r.Method), slog.String("path", r.URL.Path),
-				slog.Duration("duration", time.Since(start)))
+				slog.Int("status", sw.status), slog.Duration("duration", time.Since(start)))
 		}()
 		if f != nil && f.apply(w, r, next) {
 			return
@@ -314,3 +316,17 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 func writeError(w http.ResponseWriter, status int, code, msg string) {
 	writeJSON(w, status, map[string]string{"status": "error", "error_code": code, "message": msg})
 }
+
+// statusWriter remembers the status code written, for the request log.
+type statusWriter struct {
+	http.ResponseWriter
+	status int
+}
+
+func (w *statusWriter) WriteHeader(code int) {
+	w.status = code
+	w.ResponseWriter.WriteHeader(code)
+}
+
+// Unwrap lets http.ResponseController reach the connection (faults hijack it).
+func (w *statusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }

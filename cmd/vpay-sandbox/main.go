@@ -10,6 +10,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -28,6 +29,9 @@ func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	if err := run(ctx, os.Args[1:], os.Stdout, os.Stderr); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return // -h printed the usage: asking for help is no error
+		}
 		fmt.Fprintln(os.Stderr, "vpay-sandbox:", err)
 		os.Exit(2)
 	}
@@ -44,7 +48,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	delay := fs.Duration("delay", 2*time.Second, "how long a payment stays pending")
 	lifetime := fs.Duration("token-lifetime", vpaytest.DefaultTokenLifetime, "access token lifetime")
 	plan := fs.String("plan", "", `rate-limit plan: "starter", "growth", or empty for no practical limit`)
-	verbose := fs.Bool("v", false, "log every request")
+	verbose := fs.Bool("v", false, "log every request with its status code")
 	hookURL := fs.String("webhook-url", "", "also send every webhook here, as the dashboard's webhook URL does")
 	if err := fs.Parse(args); err != nil {
 		return err

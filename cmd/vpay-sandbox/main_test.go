@@ -1,12 +1,18 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"io"
 	"net"
 	"net/http"
+	"os/exec"
+	"path/filepath"
 	"regexp"
+	"strings"
+	"sync"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -52,3 +58,46 @@ func recv[T any](t *testing.T, ch <-chan T, what string) T {
 	t.Helper()
 	return testutil.Recv(t, ch, what)
 }
+
+func TestHelpExitsZeroAndVerboseLogsStatus(t *testing.T) {
+	bin := filepath.Join(t.TempDir(), "vpay-sandbox")
+	out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput()
+	require.NoError(t, err, "%s", out)
+	out, err = exec.Command(bin, "-h").CombinedOutput()
+	require.NoError(t, err, "-h is not an error")
+	assert.Contains(t, string(out), "-webhook-url")
+
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	addr := ln.Addr().String()
+	ln.Close()
+	cmd := exec.Command(bin, "-addr", addr, "-v")
+	var logs syncBuffer
+	cmd.Stderr = &logs
+	cmd.Stdout = io.Discard
+	require.NoError(t, cmd.Start())
+	defer func() { _ = cmd.Process.Kill(); _ = cmd.Wait() }()
+	require.Eventually(t, func() bool {
+		resp, err := http.Post("http://"+addr+"/api/auth/", "application/json", nil)
+		if err != nil {
+			return false
+		}
+		resp.Body.Close()
+		return true
+	}, 10*time.Second, 20*time.Millisecond)
+	require.Eventually(t, func() bool { return strings.Contains(logs.String(), "status=401") }, 5*time.Second, 10*time.Millisecond,
+		"-v logs each request's status code: %s", logs.String())
+}
+
+// syncBuffer is a bytes.Buffer safe for a process's writes and a test's reads.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+func (s *syncBuffer) String() string { s.mu.Lock(); defer s.mu.Unlock(); return s.b.String() }

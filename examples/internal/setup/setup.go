@@ -15,10 +15,22 @@ import (
 
 // Client returns a client and a function to call when done. sandbox is
 // nil against the real API.
+//
+// A half-set environment (a base URL or a user without a key) is an error
+// naming the missing variable: falling back to the sandbox then would let
+// someone believe they had reached the real API.
 func Client(opts ...vpay.Option) (c *vpay.Client, sandbox *vpaytest.Server, done func(), err error) {
-	user, key := os.Getenv("VPAY_API_USER"), os.Getenv("VPAY_API_KEY")
+	user, key, base := os.Getenv("VPAY_API_USER"), os.Getenv("VPAY_API_KEY"), os.Getenv("VPAY_BASE_URL")
+	switch {
+	case user != "" && key == "":
+		return nil, nil, nil, fmt.Errorf("VPAY_API_USER is set but VPAY_API_KEY is not: set both, or neither for the built-in sandbox")
+	case key != "" && user == "":
+		return nil, nil, nil, fmt.Errorf("VPAY_API_KEY is set but VPAY_API_USER is not: set both, or neither for the built-in sandbox")
+	case base != "" && user == "":
+		return nil, nil, nil, fmt.Errorf("VPAY_BASE_URL is set but VPAY_API_USER and VPAY_API_KEY are not: set them, or unset VPAY_BASE_URL for the built-in sandbox")
+	}
 	if user != "" && key != "" {
-		if base := os.Getenv("VPAY_BASE_URL"); base != "" {
+		if base != "" {
 			opts = append([]vpay.Option{vpay.WithBaseURL(base)}, opts...)
 		}
 		c, err = vpay.NewClient(user, key, opts...)
