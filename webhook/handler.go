@@ -266,7 +266,7 @@ func (h *handler) process(ctx context.Context, ev *vpay.Event, key, owner string
 	renewed := make(chan struct{})
 	go func() {
 		defer close(renewed)
-		t := time.NewTicker(h.timeout / 3)
+		t := time.NewTicker(max(h.timeout/3, time.Millisecond)) // a ticker needs a positive period
 		defer t.Stop()
 		for {
 			select {
