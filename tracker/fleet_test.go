@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
@@ -143,7 +144,7 @@ func TestCrashHelper(t *testing.T) {
 		t.Skip("run by TestKilledInsideOnUpdateDeliversOnce")
 	}
 	ctx := context.Background()
-	pool, err := pgxPool(os.Getenv("VPAY_HELPER_DSN"))
+	pool, err := pgxpool.New(ctx, os.Getenv("VPAY_HELPER_DSN"))
 	require.NoError(t, err)
 	c, err := vpay.NewClient(os.Getenv("VPAY_HELPER_USER"), os.Getenv("VPAY_HELPER_KEY"), vpay.WithBaseURL(os.Getenv("VPAY_HELPER_URL")))
 	require.NoError(t, err)

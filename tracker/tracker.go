@@ -1,6 +1,7 @@
 package tracker
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -118,9 +119,9 @@ func New(cfg Config) (*Tracker, error) {
 			return nil, fmt.Errorf("tracker: Config.Schedule must be positive and increasing, got %v", cfg.Schedule)
 		}
 	}
-	cfg.GiveUp = cmpOr(cfg.GiveUp, DefaultGiveUp)
-	cfg.Workers = cmpOr(cfg.Workers, DefaultWorkers)
-	cfg.RescueAfter = cmpOr(cfg.RescueAfter, DefaultRescueAfter)
+	cfg.GiveUp = cmp.Or(cfg.GiveUp, DefaultGiveUp)
+	cfg.Workers = cmp.Or(cfg.Workers, DefaultWorkers)
+	cfg.RescueAfter = cmp.Or(cfg.RescueAfter, DefaultRescueAfter)
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
@@ -138,8 +139,8 @@ func New(cfg Config) (*Tracker, error) {
 		RetryPolicy:          retryPolicy{},
 		JobTimeout:           min(time.Minute, cfg.RescueAfter/2),
 		RescueStuckJobsAfter: cfg.RescueAfter,
-		FetchPollInterval:    cmpOr(cfg.PollInterval, time.Second),
-		FetchCooldown:        min(100*time.Millisecond, cmpOr(cfg.PollInterval, time.Second)),
+		FetchPollInterval:    cmp.Or(cfg.PollInterval, time.Second),
+		FetchCooldown:        min(100*time.Millisecond, cmp.Or(cfg.PollInterval, time.Second)),
 	})
 	if err != nil {
 		return nil, fmt.Errorf("tracker: %w", err)
@@ -164,12 +165,4 @@ type retryPolicy struct{}
 func (retryPolicy) NextRetry(job *rivertype.JobRow) time.Time {
 	d := time.Second << min(job.Attempt, 10)
 	return time.Now().Add(min(d, 10*time.Minute))
-}
-
-func cmpOr[T comparable](v, def T) T {
-	var zero T
-	if v == zero {
-		return def
-	}
-	return v
 }

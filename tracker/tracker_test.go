@@ -280,8 +280,6 @@ func TestRefusedPayLeavesNoRecord(t *testing.T) {
 	assert.ErrorIs(t, err, vpay.ErrDuplicateReference, "a tracked reference is refused before anything is sent")
 }
 
-func pgxPool(dsn string) (*pgxpool.Pool, error) { return pgxpool.New(context.Background(), dsn) }
-
 func TestPaymentTheTrackerDidNotStartIsTrackedFromItsWebhook(t *testing.T) {
 	s := newShop(t)
 	s.process()
