@@ -7,7 +7,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"net"
 	"net/http"
 	"os"
@@ -362,5 +361,4 @@ func TestReconcileWithinTheRateBudgetAndResumes(t *testing.T) {
 	assert.Zero(t, s.Throttled()-throttledBefore, "reconcile earned no 429")
 	_, err = os.Stat(cp)
 	assert.True(t, os.IsNotExist(err), "a finished run leaves no checkpoint")
-	_ = io.Discard
 }

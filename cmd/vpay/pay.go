@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"time"
@@ -182,8 +183,8 @@ func follow(ctx context.Context, e *env, c *vpay.Client, id string, timeout, int
 		case ctx.Err() != nil:
 		default:
 			var ae *vpay.Error
-			if !asRetryable(err, &ae) {
-				return err
+			if !errors.As(err, &ae) || !ae.Retryable() {
+				return err // not something polling again would cure
 			}
 		}
 		select {
@@ -196,8 +197,4 @@ func follow(ctx context.Context, e *env, c *vpay.Client, id string, timeout, int
 			interval = min(interval*3/2, 15*time.Second)
 		}
 	}
-}
-
-func asRetryable(err error, ae **vpay.Error) bool {
-	return asError(err, ae) && (*ae).Retryable()
 }

@@ -86,7 +86,7 @@ func reconcile(ctx context.Context, e *env, c *vpay.Client, in, out, cpFile stri
 		for {
 			t, err = c.Status(bg, id)
 			var ae *vpay.Error
-			if errors.Is(err, vpay.ErrRateLimited) && asError(err, &ae) && ctx.Err() == nil {
+			if errors.Is(err, vpay.ErrRateLimited) && errors.As(err, &ae) && ctx.Err() == nil {
 				// Past background work's share: wait for the next window.
 				select {
 				case <-time.After(max(time.Until(ae.RateLimit.Reset), 50*time.Millisecond)):
