@@ -75,7 +75,7 @@ func (r *LinkRequest) wire() (*wire.LinkRequest, error) {
 	if strings.TrimSpace(r.Name) == "" {
 		return nil, invalid("LinkRequest.Name", nil, "required")
 	}
-	if err := checkText("LinkRequest.Name", r.Name, 100); err != nil {
+	if err := checkText("LinkRequest.Name", r.Name, 100, nil); err != nil {
 		return nil, err
 	}
 	if r.Amount != 0 && r.Amount < MinAmount {
@@ -88,7 +88,7 @@ func (r *LinkRequest) wire() (*wire.LinkRequest, error) {
 	if typ != LinkOneOff && typ != LinkMultiple {
 		return nil, invalid("LinkRequest.Type", nil, "%q is not one_off or multiple", string(r.Type))
 	}
-	if err := checkText("LinkRequest.Description", r.Description, 500); err != nil {
+	if err := checkText("LinkRequest.Description", r.Description, 500, nil); err != nil {
 		return nil, err
 	}
 	if err := checkURL("LinkRequest.RedirectURL", r.RedirectURL); err != nil {

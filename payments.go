@@ -161,7 +161,7 @@ func (r *PayRequest) wire() (*wire.PayRequest, string, error) {
 	} else if err := checkReference(ref); err != nil {
 		return nil, "", err
 	}
-	if err := checkText("PayRequest.PayerName", r.PayerName, 100); err != nil {
+	if err := checkText("PayRequest.PayerName", r.PayerName, 100, nil); err != nil {
 		return nil, "", err
 	}
 	if r.PayerEmail != "" {

@@ -15,17 +15,11 @@ import (
 // fails at the network, so for MethodMTN only a safe set passes.
 func checkDescription(d string, m PaymentMethod) error {
 	const field = "PayRequest.Description"
-	if !utf8.ValidString(d) {
-		return invalid(field, ErrInvalidDescription, "not valid UTF-8")
-	}
-	if n := utf8.RuneCountInString(d); n > MaxDescriptionLen {
-		return invalid(field, ErrInvalidDescription, "%d characters, more than the %d V-Pay allows", n, MaxDescriptionLen)
+	if err := checkText(field, d, MaxDescriptionLen, ErrInvalidDescription); err != nil || m != MethodMTN {
+		return err
 	}
 	for _, r := range d {
-		if unicode.IsControl(r) {
-			return invalid(field, ErrInvalidDescription, "contains control character %U", r)
-		}
-		if m == MethodMTN && !momoSafe(r) {
+		if !momoSafe(r) {
 			return invalid(field, ErrInvalidDescription, "contains %q, which MTN MoMo drops silently; use letters, digits, space and .,-_'/#()", r)
 		}
 	}
@@ -55,16 +49,19 @@ func checkReference(ref string) error {
 	return nil
 }
 
-func checkText(field, s string, maxLen int) error {
+// checkText refuses text V-Pay would mangle: invalid UTF-8, more than
+// maxLen characters, control characters. kind is the field's sentinel, if
+// it has one.
+func checkText(field, s string, maxLen int, kind error) error {
 	if !utf8.ValidString(s) {
-		return invalid(field, nil, "not valid UTF-8")
+		return invalid(field, kind, "not valid UTF-8")
 	}
 	if n := utf8.RuneCountInString(s); n > maxLen {
-		return invalid(field, nil, "%d characters, more than %d", n, maxLen)
+		return invalid(field, kind, "%d characters, more than the %d V-Pay allows", n, maxLen)
 	}
 	for _, r := range s {
 		if unicode.IsControl(r) {
-			return invalid(field, nil, "contains control character %U", r)
+			return invalid(field, kind, "contains control character %U", r)
 		}
 	}
 	return nil
