@@ -230,24 +230,49 @@ func (c *Client) startRefresh(ctx context.Context, stale *Token) <-chan singlefl
 // token.
 func (c *Client) fetchToken(ctx context.Context) (*Token, error) {
 	cl := call{ep: &c.auth, body: []byte{}}
+	if c.obs == nil {
+		return c.fetchTokenOnce(ctx, &cl)
+	}
+	ctx, op := c.opStart(ctx, Operation{Op: OpToken})
+	tok, err := c.fetchTokenOnce(ctx, &cl)
+	if f := c.obs.TokenRefresh; f != nil {
+		tr := TokenRefresh{Duration: c.clock.Now().Sub(op.Start), Err: err}
+		if tok != nil {
+			tr.Lifetime = tok.Expiry.Sub(tok.IssuedAt)
+		}
+		f(ctx, tr)
+	}
+	c.opEnd(ctx, op, cl.attempts, "", err)
+	return tok, err
+}
+
+func (c *Client) fetchTokenOnce(ctx context.Context, cl *call) (*Token, error) {
 	var ar wire.AuthResponse
 	var sent time.Time
 	for tries := 0; ; tries++ {
-		if err := c.rate.wait(ctx); err != nil {
-			return nil, c.fail(cl, err, false)
+		waited, err := c.rate.wait(ctx)
+		if c.obs != nil {
+			c.rateWaited(ctx, OpToken, WaitWindow, waited)
+		}
+		if err != nil {
+			return nil, c.fail(*cl, err, false)
 		}
 		sent = c.clock.Now()
-		res := c.exchange(ctx, cl.ep, "", cl.body, nil, &ar)
+		res := c.exchange(ctx, cl.ep, "", cl.body, nil, &ar, cl.attempts)
+		cl.attempts++
 		if res.err == nil {
 			break
 		}
-		wait, why, again := c.retryAfter(ctx, res, tries)
-		c.logDecision(ctx, cl, again, why, wait)
-		if !again {
-			return nil, c.fail(cl, res.err, false)
+		d := c.retryAfter(ctx, res, tries)
+		c.decided(ctx, cl, res, tries, d)
+		if !d.again {
+			return nil, c.fail(*cl, res.err, false)
 		}
-		if err := c.clock.Sleep(ctx, wait); err != nil {
-			return nil, c.fail(cl, gaveUp(err), false)
+		if err := c.clock.Sleep(ctx, d.wait); err != nil {
+			return nil, c.fail(*cl, gaveUp(err), false)
+		}
+		if d.reason == RetryRateLimited && c.obs != nil {
+			c.rateWaited(ctx, OpToken, WaitThrottled, d.wait)
 		}
 	}
 	if ar.Access == "" {

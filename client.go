@@ -38,6 +38,7 @@ type Client struct {
 	logger  *slog.Logger
 	retries int
 	rate    *rateGate
+	obs     *Observer // nil: nobody is told, at no cost
 	store   TokenStore
 	clock   clock
 	poll    time.Duration
@@ -111,6 +112,7 @@ func NewClient(apiUser, apiKey string, opts ...Option) (*Client, error) {
 		store:     cfg.store,
 		clock:     cfg.clock,
 		poll:      cfg.poll,
+		obs:       joinObservers(cfg.observers),
 		mode:      userMode,
 		userValue: []string{apiUser},
 	}
@@ -124,14 +126,15 @@ func NewClient(apiUser, apiKey string, opts ...Option) (*Client, error) {
 	c.uaValue = []string{ua}
 	for _, e := range []struct {
 		ep           *endpoint
+		op           Op
 		method, path string
 	}{
-		{&c.auth, http.MethodPost, "auth/"},
-		{&c.pay, http.MethodPost, "pay/"},
-		{&c.status, http.MethodGet, "transaction/status/"},
-		{&c.links, http.MethodPost, "payment-links/"},
+		{&c.auth, OpToken, http.MethodPost, "auth/"},
+		{&c.pay, OpPay, http.MethodPost, "pay/"},
+		{&c.status, OpStatus, http.MethodGet, "transaction/status/"},
+		{&c.links, OpCreateLink, http.MethodPost, "payment-links/"},
 	} {
-		*e.ep = endpoint{method: e.method, path: "/" + e.path, url: base.ResolveReference(&url.URL{Path: e.path}).String()}
+		*e.ep = endpoint{op: e.op, method: e.method, path: "/" + e.path, url: base.ResolveReference(&url.URL{Path: e.path}).String()}
 	}
 	if c.http == nil {
 		c.http = defaultHTTPClient()

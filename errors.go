@@ -158,7 +158,7 @@ func (e *Error) Is(target error) bool {
 // A Pay is safe to retry with the same Reference: V-Pay refuses a second
 // payment for it.
 func (e *Error) Retryable() bool {
-	ok, _ := retryable(e.HTTPStatus, e.Code, e.noAnswer)
+	ok, _, _ := retryable(e.HTTPStatus, e.Code, e.noAnswer)
 	return ok
 }
 

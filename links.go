@@ -41,6 +41,17 @@ type Link struct {
 
 // CreateLink creates a shareable payment page: POST /payment-links/.
 func (c *Client) CreateLink(ctx context.Context, req *LinkRequest) (*Link, error) {
+	var cl call
+	if c.obs == nil {
+		return c.createLink(ctx, req, &cl)
+	}
+	ctx, op := c.opStart(ctx, Operation{Op: OpCreateLink})
+	l, err := c.createLink(ctx, req, &cl)
+	c.opEnd(ctx, op, cl.attempts, "", err)
+	return l, err
+}
+
+func (c *Client) createLink(ctx context.Context, req *LinkRequest, cl *call) (*Link, error) {
 	body, err := req.wire()
 	if err != nil {
 		return nil, err
@@ -52,7 +63,8 @@ func (c *Client) CreateLink(ctx context.Context, req *LinkRequest) (*Link, error
 	var w wire.Link
 	// Retried like any call: a second link after a lost answer moves no
 	// money, unlike a second payment.
-	if err := c.do(ctx, call{ep: &c.links, body: raw}, &w); err != nil {
+	*cl = call{ep: &c.links, body: raw}
+	if err := c.do(ctx, cl, &w); err != nil {
 		return nil, err
 	}
 	l := linkFromWire(&w)

@@ -22,6 +22,7 @@ type config struct {
 	plan       Plan
 	planSet    bool // WithPlan was given: the merchant declared the plan
 	lowShare   float64
+	observers  []*Observer
 	maxWait    time.Duration
 	limiter    Limiter
 	store      TokenStore

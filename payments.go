@@ -91,6 +91,27 @@ type Payment struct {
 // charges twice: if a retry is refused as a duplicate, or the outcome of the
 // last attempt is unknown, the error matches ErrOutcomeUnknown.
 func (c *Client) Pay(ctx context.Context, req *PayRequest) (*Payment, error) {
+	var cl call
+	if c.obs == nil {
+		return c.doPay(ctx, req, &cl)
+	}
+	op := Operation{Op: OpPay}
+	if req != nil {
+		op.Reference = req.Reference
+	}
+	ctx, op = c.opStart(ctx, op)
+	p, err := c.doPay(ctx, req, &cl)
+	var st Status
+	if p != nil {
+		op.Reference, op.TransactionID, st = p.Reference, p.TransactionID, p.Status
+	} else if e, ok := err.(*Error); ok && e.Reference != "" {
+		op.Reference = e.Reference
+	}
+	c.opEnd(ctx, op, cl.attempts, st, err)
+	return p, err
+}
+
+func (c *Client) doPay(ctx context.Context, req *PayRequest, cl *call) (*Payment, error) {
 	body, ref, err := req.wire()
 	if err != nil {
 		return nil, err
@@ -100,14 +121,14 @@ func (c *Client) Pay(ctx context.Context, req *PayRequest) (*Payment, error) {
 		return nil, &Error{Message: "cannot encode request", Err: err}
 	}
 	var tx wire.Transaction
-	cl := call{ep: &c.pay, body: raw, reference: ref, createsPayment: true}
+	*cl = call{ep: &c.pay, body: raw, reference: ref, createsPayment: true}
 	if err := c.do(ctx, cl, &tx); err != nil {
 		return nil, err
 	}
 	if tx.TransactionID == "" {
 		// A 2xx that names no transaction ({}, null, a proxy's page of
 		// JSON) proves nothing: the payment may exist or not.
-		return nil, c.fail(cl, &Error{Message: "the answer names no transaction"}, true)
+		return nil, c.fail(*cl, &Error{Message: "the answer names no transaction"}, true)
 	}
 	return paymentFromWire(&tx, ref), nil
 }

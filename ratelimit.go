@@ -135,8 +135,9 @@ func (g *rateGate) budget(ctx context.Context) time.Duration {
 
 // wait returns when the Limiter lets one request go, asking again after
 // each wait it is told, for at most the budget in all; or an error matching
-// ErrRateLimited when the window will not reset in time.
-func (g *rateGate) wait(ctx context.Context) error {
+// ErrRateLimited when the window will not reset in time. It returns how
+// long it waited.
+func (g *rateGate) wait(ctx context.Context) (time.Duration, error) {
 	if IsLowPriority(ctx) {
 		// Background work never waits: the limiter grants it now, within
 		// its share, or refuses it at once.
@@ -145,20 +146,26 @@ func (g *rateGate) wait(ctx context.Context) error {
 			err = &Error{Code: CodeRateLimited, Message: "rate limit: low-priority call would have to wait",
 				RateLimit: RateLimit{Reset: g.clock.Now().Add(w.For)}}
 		}
-		return err
+		return 0, err
 	}
-	giveUp := g.clock.Now().Add(g.budget(ctx))
-	for logged := false; ; {
+	start := g.clock.Now()
+	giveUp := start.Add(g.budget(ctx))
+	for waited, logged := false, false; ; {
 		w, err := g.limiter.Reserve(ctx, max(giveUp.Sub(g.clock.Now()), 0))
 		if err != nil || w.For <= 0 {
-			return err
+			var d time.Duration
+			if waited {
+				d = g.clock.Now().Sub(start)
+			}
+			return d, err
 		}
 		if !logged && w.For >= time.Second { // once per call is enough
 			g.logWait(ctx, w.For, "rate limit: waiting for the window to reset")
 			logged = true
 		}
+		waited = true
 		if err := g.clock.SleepOrWake(ctx, w.For, w.Wake); err != nil {
-			return gaveUp(err)
+			return g.clock.Now().Sub(start), gaveUp(err)
 		}
 	}
 }

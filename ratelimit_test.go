@@ -602,7 +602,7 @@ func TestWaitersWakeWhenAnAnswerFreesTheWindow(t *testing.T) {
 			spend(l)
 			g := &rateGate{limiter: l, clock: realClock{}, maxWait: 5 * time.Minute, logger: slog.New(slog.DiscardHandler)}
 			done := make(chan error, 1)
-			go func() { done <- g.wait(context.Background()) }()
+			go func() { _, err := g.wait(context.Background()); done <- err }()
 			for !l.waiting() {
 				runtime.Gosched() // until the waiter has been told to wait
 			}

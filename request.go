@@ -20,6 +20,7 @@ const maxBodyBytes = 1 << 20
 
 // endpoint is one API path, its absolute URL built once per Client.
 type endpoint struct {
+	op     Op
 	method string
 	path   string // as errors and logs show it, e.g. "/pay/"
 	url    string
@@ -35,12 +36,14 @@ type call struct {
 	// createsPayment: a second request could create a second payment, so
 	// the caller must be told when the server may have acted.
 	createsPayment bool
+	// attempts counts the requests sent, for the Observer.
+	attempts int
 }
 
 // do is the whole life of an API call: a token, the rate limit's
 // permission, one exchange, and the decision to try again, until the
 // answer decodes into out or the decision is no. Every failure is an *Error.
-func (c *Client) do(ctx context.Context, cl call, out any) error {
+func (c *Client) do(ctx context.Context, cl *call, out any) error {
 	var (
 		tries        int  // retries spent
 		replaced     bool // the token was replaced after a 401
@@ -51,16 +54,24 @@ func (c *Client) do(ctx context.Context, cl call, out any) error {
 		if err == nil {
 			// After the token, so that a refresh cannot carry a request
 			// counted in this window into the next one.
-			err = c.rate.wait(ctx)
+			var waited time.Duration
+			waited, err = c.rate.wait(ctx)
+			if c.obs != nil {
+				c.rateWaited(ctx, cl.ep.op, WaitWindow, waited)
+				if errors.Is(err, ErrRateLimited) {
+					c.refused(ctx, cl.ep.op, "", err)
+				}
+			}
 		}
 		if err == nil && !tok.Valid(c.clock.Now()) {
 			tok, err = c.Token(ctx) // it expired while we waited for the window
 		}
 		if err != nil {
-			return c.fail(cl, err, mayHaveActed)
+			return c.fail(*cl, err, mayHaveActed)
 		}
 
-		res := c.exchange(ctx, cl.ep, cl.query, cl.body, tok, out)
+		res := c.exchange(ctx, cl.ep, cl.query, cl.body, tok, out, cl.attempts)
+		cl.attempts++
 		if res.err == nil {
 			return nil
 		}
@@ -69,9 +80,9 @@ func (c *Client) do(ctx context.Context, cl call, out any) error {
 		switch {
 		case res.status == http.StatusUnauthorized && !replaced:
 			replaced = true
-			c.logDecision(ctx, cl, true, "401 with a token: replacing the token", 0)
+			c.decided(ctx, cl, res, tries, decision{again: true, reason: RetryTokenExpired, why: "401 with a token: replacing the token"})
 			if err := c.store.Invalidate(ctx, tok); err != nil {
-				return c.fail(cl, err, mayHaveActed)
+				return c.fail(*cl, err, mayHaveActed)
 			}
 			continue
 		case res.duplicate && mayHaveActed:
@@ -80,16 +91,20 @@ func (c *Client) do(ctx context.Context, cl call, out any) error {
 			if errors.As(res.err, &e) {
 				e.Message = "an earlier attempt of this request may have created the payment; check it before paying again: " + e.Message
 			}
-			return c.fail(cl, res.err, true)
+			c.decided(ctx, cl, res, tries, decision{reason: RetryDuplicate, why: "409 after an attempt that may have acted: the payment may exist"})
+			return c.fail(*cl, res.err, true)
 		}
-		wait, why, again := c.retryAfter(ctx, res, tries)
-		c.logDecision(ctx, cl, again, why, wait)
-		if !again {
-			return c.fail(cl, withCtxCause(ctx, res.err), mayHaveActed)
+		d := c.retryAfter(ctx, res, tries)
+		c.decided(ctx, cl, res, tries, d)
+		if !d.again {
+			return c.fail(*cl, withCtxCause(ctx, res.err), mayHaveActed)
 		}
 		tries++
-		if err := c.clock.Sleep(ctx, wait); err != nil {
-			return c.fail(cl, gaveUp(err), mayHaveActed)
+		if err := c.clock.Sleep(ctx, d.wait); err != nil {
+			return c.fail(*cl, gaveUp(err), mayHaveActed)
+		}
+		if d.reason == RetryRateLimited && c.obs != nil {
+			c.rateWaited(ctx, cl.ep.op, WaitThrottled, d.wait)
 		}
 	}
 }
@@ -162,17 +177,28 @@ type result struct {
 // exchange sends one request and decodes its answer into out. It is the
 // only place that talks HTTP: the API calls and the token fetch both use
 // it, each with its own loop around it.
-func (c *Client) exchange(ctx context.Context, ep *endpoint, query string, body []byte, tok *Token, out any) result {
+//
+// resend is the number of requests the call sent before this one.
+func (c *Client) exchange(ctx context.Context, ep *endpoint, query string, body []byte, tok *Token, out any, resend int) (res result) {
 	if err := ctx.Err(); err != nil {
 		// net/http would refuse it too, but as a transport error that
 		// cannot say whether anything left: nothing did.
 		return result{err: &Error{Message: "not sent", Err: context.Cause(ctx)}}
 	}
+	start := c.clock.Now()
+	if c.obs != nil {
+		a := Attempt{Op: ep.op, Method: ep.method, Path: ep.path, Host: c.baseURL.Host, Resend: resend, Start: start}
+		if f := c.obs.AttemptStart; f != nil {
+			if actx := f(ctx, a); actx != nil {
+				ctx = actx
+			}
+		}
+		defer func() { c.attemptEnd(ctx, a, &res) }()
+	}
 	req, err := c.newRequest(ctx, ep, query, body, tok)
 	if err != nil {
 		return result{err: &Error{Message: "cannot build request", Err: err}}
 	}
-	start := c.clock.Now()
 	resp, err := c.http.Do(req)
 	if err != nil {
 		c.logExchange(ctx, ep, start, 0, nil, err)
@@ -189,7 +215,7 @@ func (c *Client) exchange(ctx context.Context, ep *endpoint, query string, body 
 		buf.Grow(int(n) + bytes.MinRead) // one read, no regrowth
 	}
 	_, readErr := buf.ReadFrom(io.LimitReader(resp.Body, maxBodyBytes+1))
-	res := result{status: resp.StatusCode, header: resp.Header}
+	res = result{status: resp.StatusCode, header: resp.Header}
 	res.rl = c.rate.observe(ctx, resp.Header, resp.StatusCode)
 	c.logExchange(ctx, ep, start, resp.StatusCode, resp.Header, nil)
 	// The decoded values copy what they keep: the buffer can go back.
@@ -326,6 +352,20 @@ func (c *Client) logExchange(ctx context.Context, ep *endpoint, start time.Time,
 	}
 	c.logger.LogAttrs(ctx, slog.LevelDebug, "vpay: request",
 		append(attrs, slog.Int("status", status), slog.String("request_id", requestID(h)))...)
+}
+
+// attemptEnd tells the observer how an attempt went.
+func (c *Client) attemptEnd(ctx context.Context, a Attempt, res *result) {
+	f := c.obs.AttemptEnd
+	if f == nil {
+		return
+	}
+	r := AttemptResult{Attempt: a, Duration: c.clock.Now().Sub(a.Start), HTTPStatus: res.status,
+		RequestID: requestID(res.header), RateLimit: res.rl, Err: res.err}
+	if e, ok := res.err.(*Error); ok {
+		r.Code = e.Code
+	}
+	f(ctx, r)
 }
 
 func requestID(h http.Header) string {

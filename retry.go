@@ -15,44 +15,55 @@ import (
 )
 
 // retryable is the one rule for whether a failure may go away if the same
-// request is sent again, with the reason in words for the log. The request
-// loop and Error.Retryable both ask it.
-func retryable(status int, code ErrorCode, noAnswer bool) (bool, string) {
+// request is sent again, with the reason as a label and in words for the
+// log. The request loop and Error.Retryable both ask it.
+func retryable(status int, code ErrorCode, noAnswer bool) (bool, RetryReason, string) {
 	switch {
 	case status == http.StatusTooManyRequests || code == CodeRateLimited:
-		return true, "rate limited"
+		return true, RetryRateLimited, "rate limited"
 	case code == CodeNetworkError:
-		return true, "NETWORK_ERROR: the mobile money network failed"
+		return true, RetryNetworkError, "NETWORK_ERROR: the mobile money network failed"
 	case noAnswer:
-		return true, "no complete answer arrived"
+		return true, RetryNoAnswer, "no complete answer arrived"
 	case status == http.StatusInternalServerError, status == http.StatusBadGateway,
 		status == http.StatusServiceUnavailable, status == http.StatusGatewayTimeout:
-		return true, fmt.Sprintf("HTTP %d: the server failed, maybe for a moment", status)
+		return true, RetryServerError, fmt.Sprintf("HTTP %d: the server failed, maybe for a moment", status)
 	case status == 0:
-		return false, "the request was not sent"
+		return false, RetryNotRetryable, "the request was not sent"
 	}
-	return false, fmt.Sprintf("HTTP %d %s: the same request would fail again", status, code)
+	return false, RetryNotRetryable, fmt.Sprintf("HTTP %d %s: the same request would fail again", status, code)
+}
+
+// decision is what happens after a failed attempt: try again after wait,
+// or not; why says it in words for the log.
+type decision struct {
+	again  bool
+	wait   time.Duration
+	reason RetryReason
+	why    string
 }
 
 // retryAfter decides whether a failed attempt is tried again and after how
-// long, and says why either way, in words that go straight into the log.
-func (c *Client) retryAfter(ctx context.Context, res result, tries int) (time.Duration, string, bool) {
+// long, and says why either way.
+func (c *Client) retryAfter(ctx context.Context, res result, tries int) decision {
 	var e *Error
 	if !errors.As(res.err, &e) {
-		return 0, "not an API failure", false
+		return decision{reason: RetryNotRetryable, why: "not an API failure"}
 	}
-	ok, why := retryable(e.HTTPStatus, e.Code, e.noAnswer)
+	ok, reason, why := retryable(e.HTTPStatus, e.Code, e.noAnswer)
+	d := decision{reason: reason, why: why}
 	switch {
 	case !ok:
-		return 0, why, false
 	case ctx.Err() != nil:
-		return 0, why + ", but the context ended", false
+		d.why += ", but the context ended"
 	case tries >= c.retries:
-		return 0, fmt.Sprintf("%s, but %d retries are spent", why, c.retries), false
+		d.why = fmt.Sprintf("%s, but %d retries are spent", why, c.retries)
 	case res.status == http.StatusTooManyRequests:
-		return c.rate.afterThrottle(ctx, res.rl, c.backoff(tries))
+		d.wait, d.why, d.again = c.rate.afterThrottle(ctx, res.rl, c.backoff(tries))
+	default:
+		d.wait, d.again = c.backoff(tries), true
 	}
-	return c.backoff(tries), why, true
+	return d
 }
 
 // backoff is exponential with full jitter: uniformly random in
@@ -63,22 +74,31 @@ func (c *Client) backoff(n int) time.Duration {
 	return rand.N(ceiling + 1)
 }
 
-// logDecision logs a retry decision, taken or declined, with its reason.
-// A wait a person would notice is logged at info level too.
-func (c *Client) logDecision(ctx context.Context, cl call, again bool, why string, wait time.Duration) {
-	if again && wait >= time.Second {
-		c.rate.logWait(ctx, wait, why)
+// decided logs a retry decision, taken or declined, with its reason, and
+// tells the observer. A wait a person would notice is logged at info level
+// too.
+func (c *Client) decided(ctx context.Context, cl *call, res result, tries int, d decision) {
+	if d.again && d.wait >= time.Second {
+		c.rate.logWait(ctx, d.wait, d.why)
+	}
+	if c.obs != nil && c.obs.Retry != nil {
+		var code ErrorCode
+		if e, ok := res.err.(*Error); ok {
+			code = e.Code
+		}
+		c.obs.Retry(ctx, RetryDecision{Op: cl.ep.op, Again: d.again, Reason: d.reason, Detail: d.why,
+			Wait: d.wait, Retries: tries, HTTPStatus: res.status, Code: code})
 	}
 	if !c.logger.Enabled(ctx, slog.LevelDebug) {
 		return
 	}
 	msg := "vpay: not retrying"
-	if again {
+	if d.again {
 		msg = "vpay: retrying"
 	}
 	c.logger.LogAttrs(ctx, slog.LevelDebug, msg,
 		slog.String("method", cl.ep.method), slog.String("path", cl.ep.path),
-		slog.String("reason", why), slog.Duration("wait", wait))
+		slog.String("reason", d.why), slog.Duration("wait", d.wait))
 }
 
 func transportSummary(err error) string {

@@ -70,12 +70,31 @@ type Transaction struct {
 
 // Status fetches a transaction: GET /transaction/status/?transaction_id=.
 func (c *Client) Status(ctx context.Context, transactionID string) (*Transaction, error) {
+	var cl call
+	if c.obs == nil {
+		return c.getStatus(ctx, transactionID, &cl)
+	}
+	ctx, op := c.opStart(ctx, Operation{Op: OpStatus, TransactionID: transactionID})
+	t, err := c.getStatus(ctx, transactionID, &cl)
+	c.opEnd(ctx, op, cl.attempts, statusOf(t), err)
+	return t, err
+}
+
+func statusOf(t *Transaction) Status {
+	if t == nil {
+		return ""
+	}
+	return t.Status
+}
+
+func (c *Client) getStatus(ctx context.Context, transactionID string, cl *call) (*Transaction, error) {
 	id := strings.TrimSpace(transactionID)
 	if id == "" || strings.ContainsFunc(id, func(r rune) bool { return r <= ' ' || r == 0x7f }) {
 		return nil, invalid("transactionID", nil, "%q is not a transaction id", transactionID)
 	}
 	var w wire.Transaction
-	err := c.do(ctx, call{ep: &c.status, query: "transaction_id=" + url.QueryEscape(id)}, &w)
+	*cl = call{ep: &c.status, query: "transaction_id=" + url.QueryEscape(id)}
+	err := c.do(ctx, cl, &w)
 	if err != nil {
 		return nil, err
 	}
@@ -112,6 +131,18 @@ const (
 // last transaction seen with an error that matches context.DeadlineExceeded
 // (or ctx's own error).
 func (c *Client) Wait(ctx context.Context, transactionID string) (*Transaction, error) {
+	if c.obs == nil {
+		return c.wait(ctx, transactionID, new(int))
+	}
+	ctx, op := c.opStart(ctx, Operation{Op: OpWait, TransactionID: transactionID})
+	var polls int
+	t, err := c.wait(ctx, transactionID, &polls)
+	c.opEnd(ctx, op, polls, statusOf(t), err)
+	return t, err
+}
+
+// wait is Wait; it counts its Status calls in polls.
+func (c *Client) wait(ctx context.Context, transactionID string, polls *int) (*Transaction, error) {
 	// One clock: the deadline is measured on the client's clock, a ctx
 	// deadline converted to the time it leaves, so that the loop's sense of
 	// "how long is left" never compares two clocks.
@@ -127,6 +158,7 @@ func (c *Client) Wait(ctx context.Context, transactionID string) (*Transaction, 
 	}
 	for {
 		t, err := c.Status(ctx, transactionID)
+		*polls++
 		switch {
 		case err == nil:
 			last = t

@@ -144,7 +144,58 @@ func WithLogger(l *slog.Logger) Option {
 	}
 }
 
+// Delivery is what Handler did with one request, for an observer (see
+// WithObserver). It holds no secret and no payer's detail.
+type Delivery struct {
+	Result DeliveryResult
+	// Reason says why a delivery was refused ("bad_signature",
+	// "too_large", "unreadable", "unparsable", "method") or why fn failed
+	// ("error", "panic").
+	Reason string
+	// The event's type, status, transaction and reference; empty when the
+	// delivery was refused before the event could be read.
+	EventType     vpay.EventType
+	Status        vpay.Status
+	TransactionID string
+	Reference     string
+	// HTTPStatus is what Handler answered.
+	HTTPStatus int
+	Duration   time.Duration
+	// Err is fn's error, or why the delivery was refused.
+	Err error
+}
+
+// DeliveryResult is a delivery's result in a word fit for a metric label.
+type DeliveryResult string
+
+// The results of a delivery.
+const (
+	// DeliveryVerified: signed by a secret, processed by fn (200).
+	DeliveryVerified DeliveryResult = "verified"
+	// DeliveryRefused: not processed; see Reason (401, 400, 405, 413).
+	DeliveryRefused DeliveryResult = "refused"
+	// DeliveryDuplicate: an event already processed (200).
+	DeliveryDuplicate DeliveryResult = "duplicate"
+	// DeliveryInProgress: another delivery of the event is being processed
+	// (409).
+	DeliveryInProgress DeliveryResult = "in_progress"
+	// DeliveryFailed: fn returned an error or panicked (500 or the panic).
+	DeliveryFailed DeliveryResult = "failed"
+)
+
+// WithObserver tells observe about every delivery when Handler has answered
+// it (package vpayotel turns this into metrics). observe runs on the
+// request's goroutine: it must be quick.
+func WithObserver(observe func(ctx context.Context, d Delivery)) Option {
+	return func(h *handler) {
+		if observe != nil {
+			h.observe = observe
+		}
+	}
+}
+
 type handler struct {
+	observe func(context.Context, Delivery)
 	secrets []string
 	fn      func(context.Context, *vpay.Event) error
 	maxBody int64
@@ -201,9 +252,37 @@ func Handler(secret string, fn func(context.Context, *vpay.Event) error, opts ..
 }
 
 func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if h.observe == nil {
+		h.serve(w, r, nil)
+		return
+	}
+	d := Delivery{}
+	start := time.Now()
+	defer func() {
+		d.Duration = time.Since(start)
+		if p := recover(); p != nil {
+			d.Result, d.Reason, d.HTTPStatus = DeliveryFailed, "panic", http.StatusInternalServerError
+			h.observe(r.Context(), d)
+			panic(p)
+		}
+		h.observe(r.Context(), d)
+	}()
+	h.serve(w, r, &d)
+}
+
+// serve handles one delivery, and records what it did in d when d is not
+// nil.
+func (h *handler) serve(w http.ResponseWriter, r *http.Request, d *Delivery) {
+	if d == nil {
+		d = new(Delivery) // does not escape: no allocation
+	}
+	refuse := func(code int, reason, text string, err error) {
+		d.Result, d.Reason, d.HTTPStatus, d.Err = DeliveryRefused, reason, code, err
+		http.Error(w, text, code)
+	}
 	if r.Method != http.MethodPost {
 		w.Header().Set("Allow", http.MethodPost)
-		http.Error(w, "method not allowed", http.StatusMethodNotAllowed)
+		refuse(http.StatusMethodNotAllowed, "method", "method not allowed", nil)
 		return
 	}
 	ctx := r.Context()
@@ -212,23 +291,25 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		var tooBig *http.MaxBytesError
 		if errors.As(err, &tooBig) {
 			h.log.WarnContext(ctx, "vpay webhook: body too large", slog.Int64("limit", h.maxBody))
-			http.Error(w, "payload too large", http.StatusRequestEntityTooLarge)
+			refuse(http.StatusRequestEntityTooLarge, "too_large", "payload too large", err)
 			return
 		}
-		http.Error(w, "bad request", http.StatusBadRequest)
+		refuse(http.StatusBadRequest, "unreadable", "bad request", err)
 		return
 	}
 	if err := verifyAny(body, r.Header.Get(SignatureHeader), h.secrets); err != nil {
 		h.log.WarnContext(ctx, "vpay webhook: refused", slog.String("reason", err.Error()))
-		http.Error(w, "unauthorized", http.StatusUnauthorized)
+		refuse(http.StatusUnauthorized, "bad_signature", "unauthorized", err)
 		return
 	}
 	ev, err := vpay.ParseEvent(body)
 	if err != nil {
 		h.log.WarnContext(ctx, "vpay webhook: unparsable event", slog.String("error", err.Error()))
-		http.Error(w, "bad request", http.StatusBadRequest)
+		refuse(http.StatusBadRequest, "unparsable", "bad request", err)
 		return
 	}
+	d.EventType, d.Status = ev.Type, ev.Transaction.Status
+	d.TransactionID, d.Reference = ev.Transaction.TransactionID, ev.Transaction.Reference
 	key, owner := DedupeKey(ev), newOwner()
 	state, err := h.dedupe.Claim(ctx, key, owner, h.timeout)
 	if err != nil {
@@ -239,20 +320,24 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	switch state {
 	case Done:
 		h.log.DebugContext(ctx, "vpay webhook: duplicate delivery", slog.String("key", key))
+		d.Result, d.HTTPStatus = DeliveryDuplicate, http.StatusOK
 		w.WriteHeader(http.StatusOK)
 		return
 	case InProgress:
 		h.log.DebugContext(ctx, "vpay webhook: delivery of an event in progress; asking for a later one", slog.String("key", key))
 		w.Header().Set("Retry-After", strconv.Itoa(int(math.Ceil(h.timeout.Seconds()))))
+		d.Result, d.HTTPStatus = DeliveryInProgress, http.StatusConflict
 		http.Error(w, "in progress", http.StatusConflict)
 		return
 	}
 	if err := h.process(ctx, ev, key, owner); err != nil {
 		h.log.ErrorContext(ctx, "vpay webhook: handler failed; V-Pay will deliver again",
 			slog.String("transaction_id", ev.Transaction.TransactionID), slog.String("error", err.Error()))
+		d.Result, d.Reason, d.HTTPStatus, d.Err = DeliveryFailed, "error", http.StatusInternalServerError, err
 		http.Error(w, "internal error", http.StatusInternalServerError)
 		return
 	}
+	d.Result, d.HTTPStatus = DeliveryVerified, http.StatusOK
 	w.WriteHeader(http.StatusOK)
 }
 

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"net/http/httptest"
 	"strings"
 	"sync"
 	"testing"
@@ -175,4 +176,40 @@ func TestMemoryDeduperLeaseAndTTL(t *testing.T) {
 	now = now.Add(2 * time.Hour)
 	_, _ = d.Claim(ctx, "VP2:successful", "e", time.Minute)
 	assert.Len(t, d.seen, 1, "expired keys are swept")
+}
+
+// TestHandlerObserverSeesEveryDelivery: each answer Handler gives is
+// reported once, with its result, reason and the event's identity.
+func TestHandlerObserverSeesEveryDelivery(t *testing.T) {
+	var got []string
+	var fails int
+	h := Handler(secret, func(context.Context, *vpay.Event) error {
+		fails++
+		switch fails {
+		case 1:
+			return errors.New("database down")
+		case 2:
+			panic("bug")
+		}
+		return nil
+	}, WithObserver(func(_ context.Context, d Delivery) {
+		got = append(got, fmt.Sprintf("%s %s %d %s %s %s %s err=%t", d.Result, d.Reason, d.HTTPStatus, d.EventType, d.Status, d.TransactionID, d.Reference, d.Err != nil))
+	}))
+	assert.Equal(t, 500, deliver(h, payload, pythonSig).Code)
+	assert.Panics(t, func() { deliver(h, payload, pythonSig) })
+	assert.Equal(t, 200, deliver(h, payload, pythonSig).Code)
+	assert.Equal(t, 200, deliver(h, payload, pythonSig).Code)
+	assert.Equal(t, 401, deliver(h, payload, strings.Repeat("0", 64)).Code)
+	assert.Equal(t, 400, deliver(h, `{"no":"event"}`, Sign([]byte(`{"no":"event"}`), secret)).Code)
+	get := httptest.NewRequest("GET", "/webhooks/vpay", nil)
+	h.ServeHTTP(httptest.NewRecorder(), get)
+	assert.Equal(t, []string{
+		"failed error 500 payment.successful successful VP86583387 TXN_TDTAGD1HFJS err=true",
+		"failed panic 500 payment.successful successful VP86583387 TXN_TDTAGD1HFJS err=false",
+		"verified  200 payment.successful successful VP86583387 TXN_TDTAGD1HFJS err=false",
+		"duplicate  200 payment.successful successful VP86583387 TXN_TDTAGD1HFJS err=false",
+		"refused bad_signature 401     err=true",
+		"refused unparsable 400     err=true",
+		"refused method 405     err=false",
+	}, got)
 }
