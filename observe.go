@@ -132,6 +132,8 @@ type Attempt struct {
 	Method, Path string
 	// Host is the server's host and port as in the base URL.
 	Host string
+	// URL is the request's URL without its query.
+	URL string
 	// Resend counts the requests of this operation sent before this one:
 	// 0 for the first (OpenTelemetry's http.request.resend_count).
 	Resend int

@@ -187,7 +187,7 @@ func (c *Client) exchange(ctx context.Context, ep *endpoint, query string, body 
 	}
 	start := c.clock.Now()
 	if c.obs != nil {
-		a := Attempt{Op: ep.op, Method: ep.method, Path: ep.path, Host: c.baseURL.Host, Resend: resend, Start: start}
+		a := Attempt{Op: ep.op, Method: ep.method, Path: ep.path, Host: c.baseURL.Host, URL: ep.url, Resend: resend, Start: start}
 		if f := c.obs.AttemptStart; f != nil {
 			if actx := f(ctx, a); actx != nil {
 				ctx = actx

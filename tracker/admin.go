@@ -31,6 +31,15 @@ func (t *Tracker) Pending(ctx context.Context, limit int) ([]Payment, error) {
 	return t.list(ctx, `status NOT IN ('successful', 'failed', 'cancelled', 'refunded', 'disputed')`, limit)
 }
 
+// PendingCount returns how many payments have no final status, and how many
+// of those were reported Unresolved: one indexed count, cheap enough for a
+// metrics gauge's callback.
+func (t *Tracker) PendingCount(ctx context.Context) (pending, unresolved int64, err error) {
+	err = t.cfg.Pool.QueryRow(ctx, `SELECT count(*), count(*) FILTER (WHERE unresolved)
+		FROM vpay_tracker_payments WHERE status NOT IN ('successful', 'failed', 'cancelled', 'refunded', 'disputed')`).Scan(&pending, &unresolved)
+	return pending, unresolved, err
+}
+
 // Unresolved lists the payments reported Unresolved and not resolved
 // since, oldest first.
 func (t *Tracker) Unresolved(ctx context.Context, limit int) ([]Payment, error) {

@@ -160,14 +160,18 @@ type deliverWorker struct {
 // if it exists) and calls OnUpdate; commit is delivery.
 func (w *deliverWorker) Work(ctx context.Context, job *river.Job[deliverArgs]) error {
 	t, a := w.t, job.Args
+	var (
+		delivered *Update // set when this run delivered
+		created   time.Time
+	)
 	err := pgx.BeginFunc(ctx, t.cfg.Pool, func(tx pgx.Tx) error {
 		var (
 			id     *string
 			raw    []byte
 			status vpay.Status
 		)
-		err := tx.QueryRow(ctx, `SELECT transaction_id, transaction, status FROM vpay_tracker_payments WHERE reference = $1 FOR UPDATE`, a.Reference).
-			Scan(&id, &raw, &status)
+		err := tx.QueryRow(ctx, `SELECT transaction_id, transaction, status, created_at FROM vpay_tracker_payments WHERE reference = $1 FOR UPDATE`, a.Reference).
+			Scan(&id, &raw, &status, &created)
 		if errors.Is(err, pgx.ErrNoRows) {
 			return nil // pruned
 		}
@@ -195,8 +199,12 @@ func (w *deliverWorker) Work(ctx context.Context, job *river.Job[deliverArgs]) e
 		if a.Status == statusUnresolved {
 			u.Status, u.Unresolved = status, true
 		}
+		delivered = &u
 		return callOnUpdate(ctx, t.cfg.OnUpdate, tx, u)
 	})
+	if err == nil && delivered != nil && t.cfg.Observer != nil && t.cfg.Observer.Delivered != nil {
+		t.cfg.Observer.Delivered(ctx, *delivered, time.Since(created))
+	}
 	if err != nil {
 		level := slog.LevelWarn
 		if time.Since(job.CreatedAt) > 24*time.Hour {

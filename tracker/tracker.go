@@ -77,6 +77,20 @@ type Config struct {
 	// PollInterval is how often a process looks for due jobs besides
 	// PostgreSQL's notifications (default 1 s).
 	PollInterval time.Duration
+	// Observer is told of each delivered Update, for metrics (optional).
+	Observer *Observer
+}
+
+// Observer is the tracker's hook for metrics: point it at OpenTelemetry (see
+// the vpayotel module's README) or anything else. With PendingCount read by
+// a gauge, it tells how many orders wait and how long they took.
+type Observer struct {
+	// Delivered is called once per Update, after the transaction that
+	// delivered it to OnUpdate committed, with the time from the
+	// payment's creation (its Pay, or the first webhook of a payment made
+	// elsewhere) to that commit: for a final status, the time the order
+	// took to settle. It must be quick; it runs on a River worker.
+	Delivered func(ctx context.Context, u Update, sinceCreated time.Duration)
 }
 
 // DefaultSchedule is Config.Schedule's default.

@@ -17,6 +17,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/vonsung/vpay-go"
+	"github.com/vonsung/vpay-go/internal/testutil"
 	"github.com/vonsung/vpay-go/tracker"
 	"github.com/vonsung/vpay-go/vpaytest"
 )
@@ -335,4 +336,42 @@ func TestPruneKeepsWhatIsNotSettled(t *testing.T) {
 	require.NoError(t, err)
 	require.Len(t, pending, 1)
 	assert.Equal(t, "order-open", pending[0].Reference)
+}
+
+// TestObserverToldOfEachDeliveryAndPendingCounted: the metrics hook sees
+// each Update once, after its commit, with the time since the payment
+// began; PendingCount counts what is not settled.
+func TestObserverToldOfEachDeliveryAndPendingCounted(t *testing.T) {
+	s := newShop(t, vpaytest.WithPaymentDelay(400*time.Millisecond))
+	type seen struct {
+		u     tracker.Update
+		after time.Duration
+	}
+	got := make(chan seen, 4)
+	tr := s.process(func(c *tracker.Config) {
+		c.Observer = &tracker.Observer{Delivered: func(_ context.Context, u tracker.Update, after time.Duration) {
+			got <- seen{u, after}
+		}}
+	})
+	start := time.Now()
+	_, err := s.pay(tr, "order-obs", vpaytest.PhoneSuccess)
+	require.NoError(t, err)
+	pending, unresolved, err := tr.PendingCount(context.Background())
+	require.NoError(t, err)
+	assert.Equal(t, [2]int64{1, 0}, [2]int64{pending, unresolved}, "the payment waits for its payer")
+
+	d := testutil.Recv(t, got, "the delivery")
+	assert.Equal(t, "order-obs", d.u.Reference)
+	assert.Equal(t, vpay.StatusSuccessful, d.u.Status)
+	assert.GreaterOrEqual(t, d.after, 400*time.Millisecond, "the payer took the payment delay")
+	assert.LessOrEqual(t, d.after, time.Since(start))
+	assert.Len(t, s.updates()["order-obs"], 1, "told after the commit")
+	pending, _, err = tr.PendingCount(context.Background())
+	require.NoError(t, err)
+	assert.Zero(t, pending)
+	select {
+	case extra := <-got:
+		t.Fatalf("told twice: %+v", extra)
+	case <-time.After(200 * time.Millisecond):
+	}
 }
