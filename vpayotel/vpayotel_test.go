@@ -288,3 +288,36 @@ func TestWebhookRefusalsAreCounted(t *testing.T) {
 	slices.Sort(got)
 	assert.Equal(t, []string{"vpay.webhook.reason=bad_signature,vpay.webhook.result=refused 2"}, got)
 }
+
+// TestFailedTokenFetchAndDeclinedRetry: a refused key counts one failed
+// refresh, and a declined retry is an event, not a retry.
+func TestFailedTokenFetchAndDeclinedRetry(t *testing.T) {
+	r := newRig(t)
+	s := vpaytest.NewServer()
+	t.Cleanup(s.Close)
+	c, err := vpay.NewClient(s.APIUser, "sk_sandbox_wrong", vpay.WithBaseURL(s.URL), vpay.WithObserver(r.in.Observer()))
+	require.NoError(t, err)
+	_, err = c.Status(context.Background(), "VP1")
+	require.Error(t, err)
+
+	rm := r.collect(t)
+	sums := map[string]string{}
+	for _, sm := range rm.ScopeMetrics {
+		for _, m := range sm.Metrics {
+			if sum, ok := m.Data.(metricdata.Sum[int64]); ok {
+				for _, dp := range sum.DataPoints {
+					sums[m.Name] += fmt.Sprintf("%s=%d;", dp.Attributes.Encoded(attribute.DefaultEncoder()), dp.Value)
+				}
+			}
+		}
+	}
+	assert.Equal(t, map[string]string{"vpay.client.token.refreshes": "vpay.result=failure=1;"}, sums, "no retry counted")
+	token := find(r.spans.Ended(), "vpay.token")
+	require.Len(t, token, 1)
+	var events []string
+	for _, e := range token[0].Events() {
+		events = append(events, e.Name)
+	}
+	assert.Equal(t, []string{"vpay.retry.declined"}, events)
+	assert.Equal(t, "Error", token[0].Status().Code.String())
+}
