@@ -7,6 +7,7 @@ require (
 	github.com/stretchr/testify v1.11.1
 	golang.org/x/sync v0.18.0
 	golang.org/x/time v0.14.0
+	rsc.io/qr v0.2.0
 )
 
 require (

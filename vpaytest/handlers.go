@@ -1,12 +1,8 @@
 package vpaytest
 
 import (
-	"bytes"
 	"encoding/json"
 	"fmt"
-	"image"
-	"image/color"
-	"image/png"
 	"log/slog"
 	"net/http"
 	"regexp"
@@ -14,6 +10,8 @@ import (
 	"strings"
 	"time"
 	"unicode/utf8"
+
+	"rsc.io/qr"
 )
 
 func (s *Server) routes() http.Handler {
@@ -23,7 +21,8 @@ func (s *Server) routes() http.Handler {
 	mux.HandleFunc("GET /api/transaction/status/", s.authenticated(s.handleStatus))
 	mux.HandleFunc("POST /api/payment-links/", s.authenticated(s.handleCreateLink))
 	mux.HandleFunc("GET /api/payment-links/{id}/qr", s.handleQR)
-	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+	s.pageRoutes(mux)
+	mux.HandleFunc("/api/", func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, "NOT_FOUND", "No such endpoint: "+r.Method+" "+r.URL.Path)
 	})
 	return s.middleware(mux)
@@ -32,11 +31,17 @@ func (s *Server) routes() http.Handler {
 // apiPaths are the paths whose requests Requests counts.
 var apiPaths = map[string]bool{"/auth/": true, "/pay/": true, "/transaction/status/": true, "/payment-links/": true}
 
-// middleware counts the request, applies an injected fault, enforces the
-// rate limit and puts the rate-limit headers on every answer.
+// middleware counts an API request, applies an injected fault, enforces the
+// rate limit and puts the rate-limit headers on every API answer. The
+// pages (the dashboard, checkouts, the phone) are not the API: none of it
+// applies to them.
 func (s *Server) middleware(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		path := strings.TrimPrefix(r.URL.Path, "/api")
+		path, isAPI := strings.CutPrefix(r.URL.Path, "/api")
+		if !isAPI || path == "" || path[0] != '/' {
+			next.ServeHTTP(w, r)
+			return
+		}
 		start := time.Now()
 		s.mu.Lock()
 		if apiPaths[path] {
@@ -207,8 +212,16 @@ func (s *Server) handleStatus(w http.ResponseWriter, r *http.Request) {
 
 type link struct {
 	ID, Slug, Name, Type, Description, RedirectURL string
-	Amount                                         int64
+	URL                                            string // its page
+	Amount                                         int64  // 0: the payer chooses
+	Created                                        time.Time
+	paid                                           int // successful payments through it
+	seq                                            int // payments started through it
 }
+
+// open reports whether the link still takes payments: a one-off link
+// stops after its first success. The caller holds s.mu.
+func (l *link) open() bool { return l.Type != "one_off" || l.paid == 0 }
 
 func (s *Server) handleCreateLink(w http.ResponseWriter, r *http.Request) {
 	var b struct {
@@ -233,15 +246,26 @@ func (s *Server) handleCreateLink(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, "INVALID_REQUEST", "type must be one_off or multiple.")
 		return
 	}
-	l := &link{ID: "lnk_" + randomHex(3), Slug: slugify(b.Name), Name: b.Name, Type: b.Type, Description: b.Description, RedirectURL: b.RedirectURL, Amount: amount}
+	l := &link{ID: "lnk_" + randomHex(3), Name: b.Name, Type: b.Type, Description: b.Description, RedirectURL: b.RedirectURL, Amount: amount, Created: time.Now()}
 	s.mu.Lock()
+	// Two links may share a name: each gets its own page.
+	l.Slug = slugify(b.Name)
+	if l.Slug == "" {
+		l.Slug = "link"
+	}
+	if s.slugs[l.Slug] != nil {
+		l.Slug += "-" + strings.TrimPrefix(l.ID, "lnk_")
+	}
+	l.URL = s.root() + "pay/" + l.Slug
 	s.links[l.ID] = l
+	s.slugs[l.Slug] = l
+	s.touch()
 	s.mu.Unlock()
 	writeJSON(w, http.StatusOK, map[string]any{
 		"status":  "success",
 		"link_id": l.ID,
 		"slug":    l.Slug,
-		"url":     strings.TrimSuffix(s.URL, "api/") + "pay/" + l.Slug,
+		"url":     l.URL,
 		"qr_code": s.URL + "payment-links/" + l.ID + "/qr",
 		"amount":  l.Amount,
 		"type":    l.Type,
@@ -249,27 +273,24 @@ func (s *Server) handleCreateLink(w http.ResponseWriter, r *http.Request) {
 	})
 }
 
+// handleQR serves a QR code of the link's page.
 func (s *Server) handleQR(w http.ResponseWriter, r *http.Request) {
 	s.mu.Lock()
-	_, ok := s.links[r.PathValue("id")]
+	l, ok := s.links[r.PathValue("id")]
 	s.mu.Unlock()
 	if !ok {
 		writeError(w, http.StatusNotFound, "NOT_FOUND", "No such payment link.")
 		return
 	}
-	// A placeholder: a checkerboard the size of a small QR code.
-	img := image.NewGray(image.Rect(0, 0, 29, 29))
-	for y := range 29 {
-		for x := range 29 {
-			if (x/3+y/3)%2 == 0 {
-				img.SetGray(x, y, color.Gray{Y: 255})
-			}
-		}
+	code, err := qr.Encode(l.URL, qr.M)
+	if err != nil {
+		writeError(w, http.StatusInternalServerError, "INTERNAL", "Cannot encode the QR code.")
+		return
 	}
-	var buf bytes.Buffer
-	_ = png.Encode(&buf, img)
+	code.Scale = 8
 	w.Header().Set("Content-Type", "image/png")
-	_, _ = w.Write(buf.Bytes())
+	w.Header().Set("Cache-Control", "public, max-age=86400")
+	_, _ = w.Write(code.PNG())
 }
 
 // parseAmount applies V-Pay's rule: whole RWF, at least 100; a payment

@@ -59,3 +59,14 @@ func (w *rateWindow) take(now time.Time, plan vpay.Plan, window time.Duration) (
 	w.usedDay++
 	return rateState{limit: plan.PerMinute, remaining: plan.PerMinute - w.used, reset: reset, millis: millis}, true
 }
+
+// peek is the state of the window at now, without counting a request. The
+// caller holds the server's lock.
+func (w *rateWindow) peek(now time.Time, plan vpay.Plan, window time.Duration) rateState {
+	idx := now.UnixNano() / int64(window)
+	used := w.used
+	if idx != w.index {
+		used = 0
+	}
+	return rateState{limit: plan.PerMinute, remaining: max(plan.PerMinute-used, 0), reset: time.Unix(0, (idx+1)*int64(window))}
+}

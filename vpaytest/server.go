@@ -9,6 +9,8 @@ import (
 	mrand "math/rand/v2"
 	"net"
 	"net/http"
+	"net/url"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -54,18 +56,22 @@ type Server struct {
 	wg       sync.WaitGroup
 	hooks    *http.Client
 
-	mu       sync.Mutex
-	tokens   map[string]time.Time // access token -> expiry
-	issued   []string             // live access tokens, oldest first
-	txs      map[string]*transaction
-	order    []string            // transaction ids in creation order
-	refs     map[string][]string // reference -> transaction ids
-	links    map[string]*link
-	faults   map[string][]*Fault
-	seq      int
-	idBase   int64 // random per server: ids of two emulators, or two runs, never collide
-	window   rateWindow
-	requests map[string]int // API path -> requests received; other paths are not counted
+	mu        sync.Mutex
+	tokens    map[string]time.Time // access token -> expiry
+	issued    []string             // live access tokens, oldest first
+	txs       map[string]*transaction
+	order     []string            // transaction ids in creation order
+	refs      map[string][]string // reference -> transaction ids
+	links     map[string]*link
+	slugs     map[string]*link  // a link's page by its slug
+	checkouts map[string]string // checkout token -> transaction id
+	changed   chan struct{}     // closed and replaced on every change (touch)
+	csrf      string            // the pages' form token
+	faults    map[string][]*Fault
+	seq       int
+	idBase    int64 // random per server: ids of two emulators, or two runs, never collide
+	window    rateWindow
+	requests  map[string]int // API path -> requests received; other paths are not counted
 
 	closed bool    // set by Close under mu: no background work starts after it
 	loss   float64 // share of webhooks lost on purpose (LoseWebhooks)
@@ -88,6 +94,8 @@ type config struct {
 	maxTxs         int
 	webhookURL     string
 	logger         *slog.Logger
+	manualPayer    bool
+	promptTimeout  time.Duration
 }
 
 // DefaultMaxTransactions is how many payments the emulator keeps by
@@ -160,6 +168,22 @@ func WithMaxTransactions(n int) Option { return func(c *config) { c.maxTxs = n }
 // own callback_url.
 func WithWebhookURL(url string) Option { return func(c *config) { c.webhookURL = url } }
 
+// WithManualPayer makes payments wait for a person: a MoMo prompt for the
+// phone page (root()/phone/<number>) or Approve and Decline, a card
+// payment for its checkout page. A payment nobody settles fails with
+// PAYMENT_TIMEOUT after the prompt timeout (WithPromptTimeout). Without it,
+// payments settle by themselves after the payment delay.
+func WithManualPayer() Option { return func(c *config) { c.manualPayer = true } }
+
+// DefaultPromptTimeout is how long a payment that awaits its payer stays
+// pending: the three minutes of a MoMo prompt.
+const DefaultPromptTimeout = 3 * time.Minute
+
+// WithPromptTimeout sets how long a payment that awaits its payer (under
+// WithManualPayer, or paid through a payment link's page) stays pending
+// before it fails with PAYMENT_TIMEOUT.
+func WithPromptTimeout(d time.Duration) Option { return func(c *config) { c.promptTimeout = d } }
+
 // WithLogger logs each request the emulator serves at debug level.
 func WithLogger(l *slog.Logger) Option { return func(c *config) { c.logger = l } }
 
@@ -176,24 +200,25 @@ func NewServer(opts ...Option) *Server {
 // Start starts an emulator and returns an error if it cannot listen.
 func Start(opts ...Option) (*Server, error) {
 	cfg := config{
-		addr:         "127.0.0.1:0",
-		user:         "vpay_sandbox_" + randomHex(8),
-		key:          "sk_sandbox_" + randomHex(16),
-		secret:       "whsec_sandbox_" + randomHex(16),
-		lifetime:     DefaultTokenLifetime,
-		delay:        DefaultPaymentDelay,
-		plan:         vpay.Plan{PerMinute: DefaultPerMinute},
-		window:       time.Minute,
-		hookAttempts: 5,
-		hookBackoff:  100 * time.Millisecond,
-		maxTxs:       DefaultMaxTransactions,
-		logger:       slog.New(slog.DiscardHandler),
+		addr:          "127.0.0.1:0",
+		user:          "vpay_sandbox_" + randomHex(8),
+		key:           "sk_sandbox_" + randomHex(16),
+		secret:        "whsec_sandbox_" + randomHex(16),
+		lifetime:      DefaultTokenLifetime,
+		delay:         DefaultPaymentDelay,
+		plan:          vpay.Plan{PerMinute: DefaultPerMinute},
+		window:        time.Minute,
+		hookAttempts:  5,
+		hookBackoff:   100 * time.Millisecond,
+		maxTxs:        DefaultMaxTransactions,
+		logger:        slog.New(slog.DiscardHandler),
+		promptTimeout: DefaultPromptTimeout,
 	}
 	for _, o := range opts {
 		o(&cfg)
 	}
-	if cfg.lifetime <= 0 || cfg.window <= 0 || cfg.plan.PerMinute <= 0 || cfg.hookAttempts <= 0 || cfg.maxTxs <= 0 {
-		return nil, fmt.Errorf("token lifetime, rate window, PerMinute, webhook attempts and max transactions must be positive")
+	if cfg.lifetime <= 0 || cfg.window <= 0 || cfg.plan.PerMinute <= 0 || cfg.hookAttempts <= 0 || cfg.maxTxs <= 0 || cfg.promptTimeout <= 0 {
+		return nil, fmt.Errorf("token lifetime, rate window, PerMinute, webhook attempts, max transactions and prompt timeout must be positive")
 	}
 	ln, err := net.Listen("tcp", cfg.addr)
 	if err != nil {
@@ -214,6 +239,10 @@ func Start(opts ...Option) (*Server, error) {
 		txs:           make(map[string]*transaction),
 		refs:          make(map[string][]string),
 		links:         make(map[string]*link),
+		slugs:         make(map[string]*link),
+		checkouts:     make(map[string]string),
+		changed:       make(chan struct{}),
+		csrf:          randomHex(16),
 		faults:        make(map[string][]*Fault),
 		requests:      make(map[string]int),
 		idBase:        10_000_000 + mrand.Int64N(80_000_000),
@@ -251,6 +280,18 @@ func (s *Server) background(f func()) {
 		f()
 	}()
 }
+
+// root is the emulator's own URL, where its pages are ("http://127.0.0.1:41233/").
+func (s *Server) root() string { return strings.TrimSuffix(s.URL, "api/") }
+
+// DashboardURL is the address of the emulator's dashboard: its
+// transactions, their webhook deliveries (with Resend), its payment links
+// and the rate-limit window, in a browser.
+func (s *Server) DashboardURL() string { return s.root() }
+
+// PhoneURL is the page of a payer's phone: the MoMo prompts waiting for
+// the number, with Approve and Decline (see WithManualPayer).
+func (s *Server) PhoneURL(phone string) string { return s.root() + "phone/" + url.PathEscape(phone) }
 
 // Client returns a *vpay.Client pointed at the emulator with its
 // credentials, its plan, a Wait that polls at a tenth of the payment delay

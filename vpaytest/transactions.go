@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"io"
 	"maps"
 	"math/rand/v2"
 	"net/http"
@@ -31,7 +32,27 @@ type transaction struct {
 	hookAttempts                           int
 	hookDelivered                          bool
 	hookLost                               int
+	// LinkID is the payment link the payer paid through, if any.
+	LinkID string
+	// checkout is the token of the payment's checkout page, if it has one.
+	checkout string
+	// awaitsPayer: a person settles it (the checkout page, the phone
+	// page, Approve or Decline), not the payment delay.
+	awaitsPayer bool
+	deliveries  []deliveryRecord
 }
+
+// deliveryRecord is one webhook delivery attempt, as the dashboard shows it.
+type deliveryRecord struct {
+	Attempt int
+	At      time.Time
+	URL     string
+	Status  int    // the merchant's HTTP status; 0 when no answer came
+	Answer  string // the first bytes of its answer, or the transport error
+}
+
+// maxDeliveryRecords caps what a transaction keeps of its deliveries.
+const maxDeliveryRecords = 50
 
 // createTransaction records a payment, unless its reference was used: then
 // dup is true and nothing is created.
@@ -59,22 +80,58 @@ func (s *Server) createTransaction(b *payBody, amount int64) (tx *transaction, d
 		Created:     time.Now(),
 	}
 	if tx.Method != "mtnrw" {
-		tx.PaymentURL = s.URL + "checkout/" + randomHex(16)
+		tx.checkout = randomHex(16)
+		tx.PaymentURL = s.root() + "checkout/" + tx.checkout
 	}
+	tx.awaitsPayer = s.cfg.manualPayer
+	s.add(tx)
+	if !s.cfg.synchronousPay {
+		s.schedule(tx)
+	}
+	return tx, false
+}
+
+// add records a new transaction. The caller holds s.mu.
+func (s *Server) add(tx *transaction) {
 	s.txs[tx.ID] = tx
 	s.order = append(s.order, tx.ID)
 	s.refs[tx.Reference] = append(s.refs[tx.Reference], tx.ID)
+	if tx.checkout != "" {
+		s.checkouts[tx.checkout] = tx.ID
+	}
 	s.forgetOldest()
-	if !s.cfg.synchronousPay {
+	s.touch()
+}
+
+// schedule starts what settles a pending transaction without a person:
+// the payment delay, or for one that awaits its payer the prompt timeout.
+// The caller holds s.mu.
+func (s *Server) schedule(tx *transaction) {
+	id := tx.ID
+	if tx.awaitsPayer {
 		s.background(func() {
 			select {
-			case <-time.After(s.cfg.delay):
-				s.complete(tx.ID)
+			case <-time.After(s.cfg.promptTimeout):
+				s.settle(id, outcomeTimeout)
 			case <-s.ctx.Done():
 			}
 		})
+		return
 	}
-	return tx, false
+	s.background(func() {
+		select {
+		case <-time.After(s.cfg.delay):
+			s.complete(id)
+		case <-s.ctx.Done():
+		}
+	})
+}
+
+// touch tells the pages' live views that something changed. The caller
+// holds s.mu.
+func (s *Server) touch() {
+	close(s.changed)
+	s.changed = make(chan struct{})
 }
 
 // forgetOldest drops the oldest transactions past the cap. The caller holds
@@ -87,6 +144,7 @@ func (s *Server) forgetOldest() {
 	for i, id := range s.order[:n] {
 		if tx := s.txs[id]; tx != nil {
 			delete(s.refs, tx.Reference)
+			delete(s.checkouts, tx.checkout)
 		}
 		delete(s.txs, id)
 		s.order[i] = ""
@@ -96,28 +154,64 @@ func (s *Server) forgetOldest() {
 	s.order = s.order[n:]
 }
 
-// complete moves a pending transaction to its outcome, decided by the phone
-// number, and starts its webhook.
+// outcome is how a payment ends.
+type outcome struct {
+	status, code, message string
+}
+
+var (
+	outcomeSuccess      = outcome{"successful", "", "Transaction completed successfully."}
+	outcomeInsufficient = outcome{"failed", "INSUFFICIENT_FUNDS", "Customer's mobile wallet has insufficient balance."}
+	outcomeTimeout      = outcome{"failed", "PAYMENT_TIMEOUT", "Customer did not respond to the MoMo prompt within 3 minutes."}
+	outcomeCancelled    = outcome{"failed", "", "Customer cancelled the payment."}
+	outcomeDeclined     = outcome{"failed", "", "Customer declined the payment."}
+	outcomeCardDeclined = outcome{"failed", "INSUFFICIENT_FUNDS", "The card was declined: insufficient funds."}
+)
+
+// byPhone is the outcome the sandbox numbers decide.
+func byPhone(phone string) outcome {
+	switch phone {
+	case PhoneInsufficientFunds:
+		return outcomeInsufficient
+	case PhoneTimeout:
+		return outcomeTimeout
+	case PhoneCancelled:
+		return outcomeCancelled
+	}
+	return outcomeSuccess
+}
+
+// complete moves a pending transaction to the outcome its phone number
+// decides, and starts its webhook.
 func (s *Server) complete(id string) {
 	s.mu.Lock()
 	tx := s.txs[id]
+	phone := ""
+	if tx != nil {
+		phone = tx.Phone
+	}
+	s.mu.Unlock()
+	s.settle(id, byPhone(phone))
+}
+
+// settle ends a pending transaction with o and starts its webhook; a
+// transaction already final is left as it is. It reports whether it
+// settled the transaction.
+func (s *Server) settle(id string, o outcome) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	tx := s.txs[id]
 	if tx == nil || tx.Status != "pending" {
-		s.mu.Unlock()
-		return
+		return false
 	}
 	tx.Completed = time.Now()
-	switch tx.Phone {
-	case PhoneInsufficientFunds:
-		tx.Status, tx.FailureCode, tx.Message = "failed", "INSUFFICIENT_FUNDS", "Customer's mobile wallet has insufficient balance."
-	case PhoneTimeout:
-		tx.Status, tx.FailureCode, tx.Message = "failed", "PAYMENT_TIMEOUT", "Customer did not respond to the MoMo prompt within 3 minutes."
-	case PhoneCancelled:
-		tx.Status, tx.FailureCode, tx.Message = "failed", "", "Customer cancelled the payment."
-	default:
-		tx.Status, tx.Message = "successful", "Transaction completed successfully."
+	tx.Status, tx.FailureCode, tx.Message = o.status, o.code, o.message
+	if l := s.links[tx.LinkID]; l != nil && o.status == "successful" {
+		l.paid++
 	}
 	s.sendWebhook(tx)
-	s.mu.Unlock()
+	s.touch()
+	return true
 }
 
 // sendWebhook starts the delivery of tx's webhook, unless the emulator was
@@ -195,6 +289,7 @@ func (s *Server) SetStatus(transactionID string, status vpay.Status) error {
 	}
 	tx.hookAttempts, tx.hookDelivered = 0, false
 	s.sendWebhook(tx)
+	s.touch()
 	return nil
 }
 
@@ -221,12 +316,21 @@ func (s *Server) deliver(id, url string) {
 	sig := webhook.Sign(body, s.WebhookSecret)
 	backoff := s.cfg.hookBackoff
 	for attempt := 1; attempt <= s.cfg.hookAttempts; attempt++ {
-		ok := s.post(url, body, sig)
+		rec := s.post(url, body, sig)
+		rec.Attempt = attempt
+		ok := rec.Status >= 200 && rec.Status < 300
 		s.mu.Lock()
-		// Webhook reports the payment's own callback (or the dashboard's
-		// URL when it has none).
-		if tx := s.txs[id]; tx != nil && (url == tx.CallbackURL || tx.CallbackURL == "") {
-			tx.hookAttempts, tx.hookDelivered = attempt, ok
+		if tx := s.txs[id]; tx != nil {
+			// Webhook reports the payment's own callback (or the
+			// dashboard's URL when it has none).
+			if url == tx.CallbackURL || tx.CallbackURL == "" {
+				tx.hookAttempts, tx.hookDelivered = attempt, ok
+			}
+			if len(tx.deliveries) >= maxDeliveryRecords {
+				tx.deliveries = tx.deliveries[1:]
+			}
+			tx.deliveries = append(tx.deliveries, rec)
+			s.touch()
 		}
 		s.mu.Unlock()
 		if ok {
@@ -241,20 +345,30 @@ func (s *Server) deliver(id, url string) {
 	}
 }
 
-func (s *Server) post(url string, body []byte, sig string) bool {
+// answerPreview is how much of the merchant's answer a delivery record
+// keeps.
+const answerPreview = 200
+
+// post sends one webhook and records what the merchant answered.
+func (s *Server) post(url string, body []byte, sig string) deliveryRecord {
+	rec := deliveryRecord{At: time.Now(), URL: url}
 	req, err := http.NewRequestWithContext(s.ctx, http.MethodPost, url, bytes.NewReader(body))
 	if err != nil {
-		return false
+		rec.Answer = err.Error()
+		return rec
 	}
 	req.Header.Set("Content-Type", "application/json")
 	req.Header.Set(webhook.SignatureHeader, sig)
 	req.Header.Set("User-Agent", "V-Pay-Webhooks (vpaytest)")
 	resp, err := s.hooks.Do(req)
 	if err != nil {
-		return false
+		rec.Answer = err.Error()
+		return rec
 	}
-	resp.Body.Close()
-	return resp.StatusCode >= 200 && resp.StatusCode < 300
+	defer resp.Body.Close()
+	preview, _ := io.ReadAll(io.LimitReader(resp.Body, answerPreview))
+	rec.Status, rec.Answer = resp.StatusCode, strings.ToValidUTF8(string(preview), "?")
+	return rec
 }
 
 // view is a transaction as /transaction/status/ and webhooks show it: the
@@ -342,5 +456,30 @@ func (s *Server) Webhook(transactionID string) (attempts int, delivered bool) {
 }
 
 // Complete settles a pending transaction now instead of after the payment
-// delay.
+// delay, with the outcome its phone number decides.
 func (s *Server) Complete(transactionID string) { s.complete(transactionID) }
+
+// Approve settles a pending payment as successful, as the payer approving
+// the MoMo prompt (or paying on the checkout page) would, and sends its
+// webhook. It fails when there is no such payment or it is final already.
+func (s *Server) Approve(transactionID string) error {
+	return s.decide(transactionID, outcomeSuccess)
+}
+
+// Decline settles a pending payment as failed, as the payer declining the
+// MoMo prompt would, and sends its webhook.
+func (s *Server) Decline(transactionID string) error {
+	return s.decide(transactionID, outcomeDeclined)
+}
+
+func (s *Server) decide(id string, o outcome) error {
+	if s.settle(id, o) {
+		return nil
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if tx := s.txs[id]; tx != nil {
+		return fmt.Errorf("vpaytest: transaction %q is %s already", id, tx.Status)
+	}
+	return fmt.Errorf("vpaytest: no transaction %q", id)
+}
