@@ -50,6 +50,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	plan := fs.String("plan", "", `rate-limit plan: "starter", "growth", or empty for no practical limit`)
 	verbose := fs.Bool("v", false, "log every request with its status code")
 	hookURL := fs.String("webhook-url", "", "also send every webhook here, as the dashboard's webhook URL does")
+	manual := fs.Bool("manual", false, "payments wait for you: approve MoMo prompts on the phone page, pay cards on the checkout page")
+	promptTimeout := fs.Duration("prompt-timeout", vpaytest.DefaultPromptTimeout, "how long a payment that waits for its payer stays pending")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -60,6 +62,10 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		vpaytest.WithPaymentDelay(*delay),
 		vpaytest.WithTokenLifetime(*lifetime),
 		vpaytest.WithWebhookURL(*hookURL),
+		vpaytest.WithPromptTimeout(*promptTimeout),
+	}
+	if *manual {
+		opts = append(opts, vpaytest.WithManualPayer())
 	}
 	switch strings.ToLower(*plan) {
 	case "":
@@ -81,6 +87,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 
 	fmt.Fprintf(stdout, `V-Pay sandbox emulator listening.
 
+  dashboard       %s
   base URL        %s
   apiUser         %s
   apiKey          %s
@@ -91,9 +98,19 @@ Try:
 
 Phone numbers: %s and %s succeed; %s insufficient funds,
 %s timeout, %s cancelled, %s NETWORK_ERROR.
-`, s.URL, s.APIUser, s.APIKey, s.WebhookSecret, s.URL, s.APIUser, s.APIKey,
+Test cards on checkout pages: %s succeeds, %s is declined.
+The payer's phone: %sphone/<number>%s.
+`, s.DashboardURL(), s.URL, s.APIUser, s.APIKey, s.WebhookSecret, s.URL, s.APIUser, s.APIKey,
 		vpaytest.PhoneSuccess, vpaytest.PhoneSuccessAlt, vpaytest.PhoneInsufficientFunds,
-		vpaytest.PhoneTimeout, vpaytest.PhoneCancelled, vpaytest.PhoneNetworkError)
+		vpaytest.PhoneTimeout, vpaytest.PhoneCancelled, vpaytest.PhoneNetworkError,
+		vpaytest.CardSuccess, vpaytest.CardDeclined, s.DashboardURL(), manualNote(*manual))
 	<-ctx.Done()
 	return nil
+}
+
+func manualNote(manual bool) string {
+	if manual {
+		return " (payments wait for you there: -manual)"
+	}
+	return " (with -manual, payments wait for you there)"
 }

@@ -9,15 +9,20 @@
 // calls the real API (VPAY_BASE_URL, default https://vonsung.rw/api/); then
 // VPAY_PHONE is the number to prompt (default the sandbox number) and
 // VPAY_CALLBACK_URL your public webhook URL, if you have one.
+//
+// With -keep, the built-in sandbox stays up afterwards (until Ctrl-C), so
+// that its dashboard can be looked at in a browser.
 package main
 
 import (
 	"context"
+	"flag"
 	"fmt"
 	"log/slog"
 	"net"
 	"net/http"
 	"os"
+	"os/signal"
 	"time"
 
 	"github.com/vonsung/vpay-go"
@@ -26,7 +31,10 @@ import (
 	"github.com/vonsung/vpay-go/webhook"
 )
 
+var keep = flag.Bool("keep", false, "keep the built-in sandbox running after the run, for its dashboard (Ctrl-C stops)")
+
 func main() {
+	flag.Parse()
 	if err := run(); err != nil {
 		fmt.Fprintln(os.Stderr, "quickstart:", err)
 		os.Exit(1)
@@ -109,6 +117,15 @@ func run() error {
 	fmt.Printf("Done. Rate limit: %d of %d requests left in this window.\n", rl.Remaining, rl.Limit)
 	if tx.Status != vpay.StatusSuccessful {
 		return fmt.Errorf("payment ended %s", tx.Status)
+	}
+	if sandbox != nil && !*keep {
+		fmt.Println("Run it with -keep to look at the sandbox's dashboard afterwards.")
+	}
+	if sandbox != nil && *keep {
+		fmt.Println("The sandbox stays up: open", sandbox.DashboardURL(), "(Ctrl-C stops).")
+		stop, cancelStop := signal.NotifyContext(context.Background(), os.Interrupt)
+		defer cancelStop()
+		<-stop.Done()
 	}
 	return nil
 }

@@ -38,6 +38,7 @@ func Client(opts ...vpay.Option) (c *vpay.Client, sandbox *vpaytest.Server, done
 	}
 	s := vpaytest.NewServer(vpaytest.WithPaymentDelay(time.Second))
 	fmt.Println("No VPAY_API_USER/VPAY_API_KEY: using the built-in sandbox at", s.URL)
+	fmt.Println("   Its dashboard (transactions, webhook deliveries, Resend) is at", s.DashboardURL())
 	return s.Client(opts...), s, s.Close, nil
 }
 
