@@ -326,4 +326,6 @@ func TestPagesDoNotSpendTheRateLimit(t *testing.T) {
 	var e *vpay.Error
 	require.ErrorAs(t, err, &e)
 	assert.Equal(t, 404, e.HTTPStatus, "the API's window is untouched by the pages")
+	_, html, _ := b.get(s.DashboardURL())
+	assert.Contains(t, html, `<p class="big" id="ratelimit">0 / 2</p>`, "the dashboard shows the window: /auth/ and the Status spent it")
 }
