@@ -142,6 +142,8 @@ func TestPhonePageApprovesAndDeclines(t *testing.T) {
 	require.NoError(t, err)
 	p2, err := c.Pay(ctx, &vpay.PayRequest{Amount: 900, Phone: "+250 78 111 2233"})
 	require.NoError(t, err)
+	other, err := c.Pay(ctx, &vpay.PayRequest{Amount: 600, Phone: "0789998877"})
+	require.NoError(t, err)
 
 	b := newBrowser(t)
 	code, html, at := b.get(s.DashboardURL() + "phone/250781112233")
@@ -150,6 +152,7 @@ func TestPhonePageApprovesAndDeclines(t *testing.T) {
 	assert.Contains(t, html, p1.TransactionID)
 	assert.Contains(t, html, p2.TransactionID)
 	assert.Contains(t, html, "700 RWF")
+	assert.NotContains(t, html, other.TransactionID, "another number's prompt is not on this phone")
 
 	_, html, _ = b.post(s.DashboardURL()+"phone/0781112233/"+p1.TransactionID+"/approve", url.Values{"csrf": {csrfOf(t, html)}})
 	assert.NotContains(t, html, p1.TransactionID, "an answered prompt leaves the phone")
@@ -328,4 +331,23 @@ func TestPagesDoNotSpendTheRateLimit(t *testing.T) {
 	assert.Equal(t, 404, e.HTTPStatus, "the API's window is untouched by the pages")
 	_, html, _ := b.get(s.DashboardURL())
 	assert.Contains(t, html, `<p class="big" id="ratelimit">0 / 2</p>`, "the dashboard shows the window: /auth/ and the Status spent it")
+}
+
+func TestDeliveryRecordsShowTheMerchantsAnswer(t *testing.T) {
+	s := vpaytest.NewServer(vpaytest.WithPaymentDelay(time.Millisecond), vpaytest.WithWebhookRetries(2, time.Millisecond))
+	t.Cleanup(s.Close)
+	var calls atomic.Int64
+	shop := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if calls.Add(1) == 1 {
+			http.Error(w, "database down", http.StatusServiceUnavailable)
+			return
+		}
+		_, _ = io.WriteString(w, "ok")
+	}))
+	t.Cleanup(shop.Close)
+	p, err := s.Client().Pay(context.Background(), &vpay.PayRequest{Amount: 800, Phone: vpaytest.PhoneSuccess, CallbackURL: shop.URL})
+	require.NoError(t, err)
+	require.Eventually(t, func() bool { _, ok := s.Webhook(p.TransactionID); return ok }, 10*time.Second, 5*time.Millisecond)
+	_, html, _ := newBrowser(t).get(s.DashboardURL() + "transactions/" + p.TransactionID)
+	assert.Regexp(t, `(?s)<td>1</td>.*<td class="code">503</td><td><code>database down\n</code>.*<td>2</td>.*<td class="code">200</td><td><code>ok</code>`, html)
 }

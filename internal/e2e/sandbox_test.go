@@ -295,3 +295,20 @@ func TestResendFromTheDashboard(t *testing.T) {
 	require.NoError(t, err)
 	assert.Equal(t, 2, strings.Count(deliveries, sh.URL+"/webhooks/vpay"), deliveries)
 }
+
+// TestDashboardIsLive: a payment made while the dashboard is open shows up
+// on it, settled, without anyone reloading the page.
+func TestDashboardIsLive(t *testing.T) {
+	s := vpaytest.NewServer(vpaytest.WithPaymentDelay(50 * time.Millisecond))
+	t.Cleanup(s.Close)
+	ctx := browse(t)
+	require.NoError(t, chromedp.Do(ctx, chromedp.Navigate(s.DashboardURL()), chromedp.WaitVisible(chromedp.CSS("h1"))))
+	p, err := s.Client().Pay(context.Background(), &vpay.PayRequest{Amount: 1200, Phone: vpaytest.PhoneSuccess})
+	require.NoError(t, err)
+	row := `tr[data-id="` + p.TransactionID + `"]`
+	require.NoError(t, chromedp.Do(ctx, chromedp.WaitVisible(chromedp.CSS(row))))
+	require.Eventually(t, func() bool {
+		text, err := chromedp.Run(ctx, chromedp.Text(chromedp.CSS(row+" .status")))
+		return err == nil && text == "successful"
+	}, 10*time.Second, 50*time.Millisecond)
+}
