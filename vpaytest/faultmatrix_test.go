@@ -21,12 +21,18 @@ import (
 // charged twice, and every call must either return the payment or say
 // truthfully whether it may exist: an error that does not match
 // vpay.ErrOutcomeUnknown promises that no payment was created.
+//
+// In full (CI=true or VPAY_FULL_TESTS=1) each scenario pays 60 orders; by
+// default 12, which still meets each fault four times.
 func TestFaultMatrix(t *testing.T) {
 	const (
-		orders     = 60
 		workers    = 6
 		faultEvery = 3 // one call in three meets the fault
 	)
+	orders := 12
+	if fullTests() {
+		orders = 60
+	}
 	scenarios := []struct {
 		name    string
 		inject  func(s *vpaytest.Server)

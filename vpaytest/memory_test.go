@@ -15,11 +15,12 @@ import (
 
 // TestBoundedMemoryUnderHostileTraffic: a scanner's 20,000 distinct paths
 // and 50,000 /auth/ calls leave the heap less than 3 MB larger after GC.
-// It sends 70,000 requests, so it does not run under -short or -race (which
-// multiplies the heap by its shadow memory).
+// It sends 70,000 requests, so it runs only in full (CI=true or
+// VPAY_FULL_TESTS=1), and not under -short or -race (which multiplies the
+// heap by its shadow memory).
 func TestBoundedMemoryUnderHostileTraffic(t *testing.T) {
-	if testing.Short() || raceEnabled {
-		t.Skip("70,000 requests: run without -short and -race")
+	if !fullTests() || testing.Short() || raceEnabled {
+		t.Skip("70,000 requests: set VPAY_FULL_TESTS=1, without -short and -race")
 	}
 	s := vpaytest.NewServer()
 	defer s.Close()

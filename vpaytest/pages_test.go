@@ -284,6 +284,8 @@ func TestPagesShowNoSecretAndRefuseForeignForms(t *testing.T) {
 	p, err := c.Pay(ctx, &vpay.PayRequest{Amount: 800, Phone: vpaytest.PhoneSuccess, CallbackURL: shop.URL})
 	require.NoError(t, err)
 	testutil.Recv(t, first, "the webhook")
+	// Recorded once the shop's answer is read.
+	require.Eventually(t, func() bool { _, ok := s.Webhook(p.TransactionID); return ok }, 10*time.Second, 5*time.Millisecond)
 	l, err := c.CreateLink(ctx, &vpay.LinkRequest{Name: "Coffee", Amount: 1000, Type: vpay.LinkMultiple})
 	require.NoError(t, err)
 	card, err := c.Pay(ctx, &vpay.PayRequest{Amount: 800, Method: vpay.MethodAll})
