@@ -45,7 +45,10 @@
 // DUPLICATE_REFERENCE rule makes a double charge impossible. When the
 // outcome of a Pay is unknown (its answer was lost, or a retry was refused as
 // a duplicate of an attempt that may have succeeded) the error matches
-// ErrOutcomeUnknown: look the payment up before asking the customer again.
+// ErrOutcomeUnknown. There is no lookup by reference: keep the order
+// pending and wait for the webhook that names its Reference, or use the
+// tracker module, which does exactly that; never ask the customer to pay
+// again under a new Reference.
 //
 // # Rate limiting
 //

@@ -59,8 +59,13 @@ var (
 	ErrInvalidReference error = &sentinel{"", "invalid reference"}
 	// ErrOutcomeUnknown matches an error after which the payment may or may
 	// not exist on V-Pay: the request may have been processed but its answer
-	// was lost. Check with Status, or Pay again with the same Reference
-	// (the server refuses a second payment for it).
+	// was lost. The API has no lookup by reference, and Status needs the
+	// transaction id the lost answer carried: keep the order pending and
+	// wait for the webhook that names its Reference (external_id), or let
+	// the tracker module (github.com/vonsung/vpay-go/tracker) follow it.
+	// Paying again with the same Reference never charges twice: it creates
+	// the payment if the first attempt never did, and is refused as
+	// DUPLICATE_REFERENCE if it did (whose outcome the webhook still tells).
 	ErrOutcomeUnknown error = &sentinel{"", "outcome unknown"}
 	// ErrUnauthorized matches a 401 from an API call that persisted after
 	// the token was replaced.

@@ -89,7 +89,7 @@ func (c *Client) do(ctx context.Context, cl *call, out any) error {
 			// The 409 answers our own earlier attempt, most likely.
 			var e *Error
 			if errors.As(res.err, &e) {
-				e.Message = "an earlier attempt of this request may have created the payment; check it before paying again: " + e.Message
+				e.Message = "an earlier attempt of this request may have created the payment; wait for the webhook naming its reference before paying again: " + e.Message
 			}
 			c.decided(ctx, cl, res, tries, decision{reason: RetryDuplicate, why: "409 after an attempt that may have acted: the payment may exist"})
 			return c.fail(*cl, res.err, true)
