@@ -105,6 +105,8 @@ type Error struct {
 	noAnswer bool // no complete answer arrived: the connection failed or the body was cut
 }
 
+// Error describes the failure: the call, the status and code, the API's
+// message and the reference, never a secret.
 func (e *Error) Error() string {
 	var b strings.Builder
 	b.WriteString("vpay: ")
@@ -184,6 +186,7 @@ type ValidationError struct {
 	kind   error
 }
 
+// Error names the field and says what is wrong with it.
 func (e *ValidationError) Error() string {
 	return fmt.Sprintf("vpay: invalid %s: %s", e.Field, e.Reason)
 }

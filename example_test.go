@@ -42,7 +42,7 @@ func ExampleClient_Pay() {
 	case errors.Is(err, vpay.ErrInvalidPhone):
 		fmt.Println("ask the customer for their number again")
 	case errors.Is(err, vpay.ErrOutcomeUnknown):
-		fmt.Println("the payment may exist: check before asking again")
+		fmt.Println("the payment may exist: keep the order pending until its webhook arrives")
 	case err != nil:
 		log.Fatal(err)
 	default:
@@ -82,6 +82,38 @@ func ExampleClient_Status() {
 	// Output:
 	// order-7 pending 240 RWF
 	// order-7 successful true
+}
+
+func ExampleClient_Wait() {
+	sandbox := vpaytest.NewServer(vpaytest.WithPaymentDelay(50 * time.Millisecond))
+	defer sandbox.Close()
+	c := sandbox.Client()
+
+	// Wait polls until the payer answers the prompt; give it a deadline
+	// (without one it gives up after vpay.WaitTimeout, a MoMo prompt's life).
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	for _, phone := range []string{vpaytest.PhoneSuccess, vpaytest.PhoneInsufficientFunds} {
+		p, err := c.Pay(ctx, &vpay.PayRequest{Amount: 1200, Phone: phone})
+		if err != nil {
+			log.Fatal(err)
+		}
+		tx, err := c.Wait(ctx, p.TransactionID)
+		if err != nil {
+			// Still pending at the deadline (tx is the last status seen),
+			// or the API failed in a way polling cannot fix.
+			log.Fatal(err)
+		}
+		// A failed payment is a result, not an error.
+		if tx.Status == vpay.StatusFailed {
+			fmt.Println(tx.Status, tx.FailureCode)
+			continue
+		}
+		fmt.Println(tx.Status)
+	}
+	// Output:
+	// successful
+	// failed INSUFFICIENT_FUNDS
 }
 
 func ExampleClient_CreateLink() {

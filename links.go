@@ -25,7 +25,8 @@ type LinkRequest struct {
 	// payer choose.
 	Amount int64
 	// Type defaults to LinkOneOff.
-	Type        LinkType
+	Type LinkType
+	// Description is shown on the link's page.
 	Description string
 	// RedirectURL is where the payer goes after paying: absolute http(s).
 	RedirectURL string
@@ -33,10 +34,17 @@ type LinkRequest struct {
 
 // Link is a created payment link.
 type Link struct {
-	ID, Slug, URL, QRCodeURL string
-	Amount                   int64
-	Type                     LinkType
-	Active                   bool
+	// ID is V-Pay's id of the link (lnk_...), Slug the last part of URL.
+	ID, Slug string
+	// URL is the link's page, to share with payers; QRCodeURL a QR code
+	// image of it.
+	URL, QRCodeURL string
+	// Amount in whole RWF; 0 when the payer chooses it.
+	Amount int64
+	// Type says whether the link takes one payment or many.
+	Type LinkType
+	// Active is false once the link takes no more payments.
+	Active bool
 }
 
 // CreateLink creates a shareable payment page: POST /payment-links/.

@@ -65,7 +65,7 @@ const (
 
 // Operation is an operation that begins.
 type Operation struct {
-	Op Op
+	Op Op // which operation
 	// Reference is Pay's reference (as given; empty when the SDK makes
 	// one), empty for other operations.
 	Reference string
@@ -73,13 +73,13 @@ type Operation struct {
 	TransactionID string
 	// LowPriority: the call runs in the rate limit's low-priority lane.
 	LowPriority bool
-	Start       time.Time
+	Start       time.Time // when it began, on the client's clock
 }
 
 // OperationResult is how an operation ended.
 type OperationResult struct {
 	Operation
-	Duration time.Duration
+	Duration time.Duration // how long it took
 	// Attempts is the number of HTTP requests the operation sent itself
 	// (not counting a token fetch's).
 	Attempts int
@@ -127,7 +127,7 @@ func (r OperationResult) Outcome() Outcome {
 
 // Attempt is one HTTP request that is about to be sent.
 type Attempt struct {
-	Op Op
+	Op Op // the operation the request belongs to
 	// Method and Path are the request's (e.g. "GET", "/transaction/status/").
 	Method, Path string
 	// Host is the server's host and port as in the base URL.
@@ -137,18 +137,18 @@ type Attempt struct {
 	// Resend counts the requests of this operation sent before this one:
 	// 0 for the first (OpenTelemetry's http.request.resend_count).
 	Resend int
-	Start  time.Time
+	Start  time.Time // when it was sent
 }
 
 // AttemptResult is how one HTTP request went.
 type AttemptResult struct {
 	Attempt
-	Duration time.Duration
+	Duration time.Duration // from sending to the answer read, or the failure
 	// HTTPStatus is 0 when no answer arrived.
 	HTTPStatus int
 	// Code is the API's error code, if the answer was an error.
 	Code      ErrorCode
-	RequestID string
+	RequestID string // the answer's X-Request-Id, if any
 	// RateLimit is what the answer's headers announced (zero without them).
 	RateLimit RateLimit
 	// Err is nil when the answer was a success the SDK could read.
@@ -176,18 +176,18 @@ const (
 
 // RetryDecision is the SDK's decision after a failed attempt.
 type RetryDecision struct {
-	Op Op
+	Op Op // the operation whose attempt failed
 	// Again: the request is sent again after Wait.
 	Again  bool
-	Reason RetryReason
+	Reason RetryReason // why the failure may pass, or why it will not
 	// Detail says the same in a sentence, with any limit that declined it
 	// ("but 3 retries are spent"), as the debug log has it.
 	Detail string
-	Wait   time.Duration
+	Wait   time.Duration // how long before the next attempt, when Again
 	// Retries is the number of retries already made before this decision.
 	Retries    int
-	HTTPStatus int
-	Code       ErrorCode
+	HTTPStatus int       // the failed attempt's status; 0 without an answer
+	Code       ErrorCode // the API's error code, if the answer had one
 }
 
 // RateLimitWaitReason says what a rate-limit wait waited for.
@@ -203,28 +203,28 @@ const (
 
 // RateLimitWait is a wait for the rate limit that has ended.
 type RateLimitWait struct {
-	Op       Op
-	Reason   RateLimitWaitReason
-	Duration time.Duration
+	Op       Op                  // the operation that waited
+	Reason   RateLimitWaitReason // what it waited for
+	Duration time.Duration       // how long it waited
 	// RateLimit is the latest state the client knows of.
 	RateLimit RateLimit
 }
 
 // Refusal is an operation the SDK refused without sending it.
 type Refusal struct {
-	Op Op
+	Op Op // the operation refused
 	// Field names the invalid input ("PayRequest.Phone"); empty for a
 	// rate-limit refusal.
 	Field string
-	Err   error
+	Err   error // what the caller gets (for invalid input it may quote it)
 }
 
 // TokenRefresh is one token fetch from POST /auth/.
 type TokenRefresh struct {
 	// Lifetime is the new token's, from its sending; zero on failure.
 	Lifetime time.Duration
-	Duration time.Duration
-	Err      error
+	Duration time.Duration // how long the fetch took, retries included
+	Err      error         // nil on success
 }
 
 // WithObserver sets an Observer told of each operation, attempt, retry,

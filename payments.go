@@ -55,8 +55,10 @@ type PayRequest struct {
 	// MethodMTN only letters, digits, space and .,-_'/#() (MoMo silently
 	// fails on the rest).
 	Description string
-	PayerName   string
-	PayerEmail  string
+	// PayerName is the payer's name, for V-Pay's receipt (optional).
+	PayerName string
+	// PayerEmail is where V-Pay sends the receipt (optional).
+	PayerEmail string
 	// SendReceipt nil leaves the server's default (true).
 	SendReceipt *bool
 	// CallbackURL receives the webhooks for this payment: an absolute
@@ -68,15 +70,21 @@ type PayRequest struct {
 
 // Payment is V-Pay's answer to Pay.
 type Payment struct {
+	// TransactionID is V-Pay's id of the payment (VP...), for Status and
+	// Wait.
 	TransactionID string
 	// Reference is the request's Reference, or the one the SDK made.
 	Reference string
-	Status    Status
-	Message   string
+	// Status is pending, unless the server completed the payment at once.
+	Status Status
+	// Message is V-Pay's description of the state, for logs.
+	Message string
 	// PaymentURL is where to send the payer, for card and "all" payments.
 	PaymentURL string
-	Merchant   string
-	CreatedAt  time.Time
+	// Merchant is the merchant name V-Pay shows the payer.
+	Merchant string
+	// CreatedAt is when V-Pay created the payment.
+	CreatedAt time.Time
 	// Transaction is the full result when the server completed the payment
 	// before answering (the self-hosted MoMo response), nil otherwise.
 	Transaction *Transaction

@@ -36,8 +36,10 @@ func (r RateLimit) String() string {
 
 // Plan is a V-Pay pricing plan's request quota for one API key.
 type Plan struct {
+	// PerMinute is the requests allowed in each minute's window.
 	PerMinute int
-	PerDay    int
+	// PerDay is the requests allowed in a UTC day; 0 for no daily cap.
+	PerDay int
 }
 
 // The documented plans. Enterprise plans are custom: use Plan{PerMinute, PerDay}.

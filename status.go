@@ -40,32 +40,42 @@ func (s Status) Final() bool {
 // Transaction is a payment as V-Pay knows it: the answer of Status, the
 // completed result of some Pay calls, and the body of a webhook.
 type Transaction struct {
+	// TransactionID is V-Pay's id of the payment (VP...).
 	TransactionID string
 	// Reference is your order id, the external_id you paid with.
 	Reference string
-	Status    Status
+	// Status is where the payment stands; Status.Final says whether it
+	// can still change on its own.
+	Status Status
 	// Amount in whole RWF.
-	Amount     int64
-	Currency   string
-	PayerName  string
-	PayerEmail string
+	Amount int64
+	// Currency is the currency paid in (RWF unless converted).
+	Currency string
+	// PayerName and PayerEmail are the payer's, as V-Pay knows them.
+	PayerName, PayerEmail string
 	// PayerPhone is kept as the server sent it (e.g. 250790000000).
 	PayerPhone string
-	Method     PaymentMethod
-	Mode       Mode
-	Merchant   string
-	Message    string
+	// Method is how the payer paid.
+	Method PaymentMethod
+	// Mode says whether the payment is a sandbox or a live one.
+	Mode Mode
+	// Merchant is the merchant name V-Pay shows the payer.
+	Merchant string
+	// Message is V-Pay's description of the state, for logs.
+	Message string
 	// FailureCode says why a failed payment failed, when the server says
 	// (PAYMENT_TIMEOUT, INSUFFICIENT_FUNDS, ...).
 	FailureCode ErrorCode
 	// TransactionDate is when the payment completed. When the server's
 	// text could not be read it is zero and TransactionDateText keeps it.
 	TransactionDate     time.Time
-	TransactionDateText string
-	CreatedAt           time.Time
+	TransactionDateText string // the server's text, when TransactionDate could not be read
+	// CreatedAt is when V-Pay created the payment.
+	CreatedAt time.Time
 	// TimeTaken is how long the payer took to confirm.
 	TimeTaken time.Duration
-	Metadata  map[string]string
+	// Metadata is the PayRequest's Metadata, as V-Pay returns it.
+	Metadata map[string]string
 }
 
 // Status fetches a transaction: GET /transaction/status/?transaction_id=.

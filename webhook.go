@@ -26,7 +26,10 @@ const (
 
 // Event is a webhook delivery.
 type Event struct {
-	Type        EventType
+	// Type is the event's type (payment.successful, ...), from its event
+	// field or, without one, from its status.
+	Type EventType
+	// Transaction is the payment the event is about, as Status returns it.
 	Transaction Transaction
 	// Raw is the payload exactly as received, for fields the SDK does not
 	// know yet.

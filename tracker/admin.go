@@ -13,15 +13,20 @@ import (
 
 // Payment is a tracked payment, for the people who run the tracker.
 type Payment struct {
+	// Reference is the payment's reference (the order id); TransactionID
+	// V-Pay's id, "" while it is unknown.
 	Reference, TransactionID string
-	Status                   vpay.Status
+	// Status is the latest status the tracker knows.
+	Status vpay.Status
 	// OutcomeUnknown: the Pay's answer was lost; the tracker waits for
 	// the webhook that names the reference.
 	OutcomeUnknown bool
 	// Unresolved: no final status after Config.GiveUp.
 	Unresolved bool
 	// Note is what Resolve was told.
-	Note                 string
+	Note string
+	// CreatedAt is when the tracker first recorded the payment, UpdatedAt
+	// when it last learnt something of it.
 	CreatedAt, UpdatedAt time.Time
 }
 

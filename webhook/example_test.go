@@ -3,6 +3,7 @@ package webhook_test
 import (
 	"context"
 	"fmt"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -20,6 +21,37 @@ func ExampleVerify() {
 	// Output:
 	// <nil>
 	// webhook: signature does not match
+}
+
+func ExampleConstructEvent() {
+	// In a handler of your own router: read the raw body, then verify and
+	// parse it in one step. Handler does this (and de-duplication) for you.
+	handle := func(w http.ResponseWriter, r *http.Request) {
+		body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, webhook.DefaultMaxBodyBytes))
+		if err != nil {
+			http.Error(w, "bad request", http.StatusBadRequest)
+			return
+		}
+		ev, err := webhook.ConstructEvent(body, r.Header.Get(webhook.SignatureHeader), "whsec_demo")
+		if err != nil {
+			http.Error(w, "unauthorized", http.StatusUnauthorized)
+			return
+		}
+		fmt.Println(ev.Type, ev.Transaction.TransactionID, ev.Transaction.Status)
+	}
+
+	body := `{"event":"payment.failed","transaction_id":"VP2","status":"failed","failure_code":"INSUFFICIENT_FUNDS"}`
+	for _, sig := range []string{webhook.Sign([]byte(body), "whsec_demo"), webhook.Sign([]byte(body), "whsec_forged")} {
+		req := httptest.NewRequest(http.MethodPost, "/webhooks/vpay", strings.NewReader(body))
+		req.Header.Set(webhook.SignatureHeader, sig)
+		w := httptest.NewRecorder()
+		handle(w, req)
+		fmt.Println(w.Code)
+	}
+	// Output:
+	// payment.failed VP2 failed
+	// 200
+	// 401
 }
 
 func ExampleHandler() {

@@ -69,6 +69,7 @@ const (
 	Done
 )
 
+// String names the state, for logs.
 func (s ClaimState) String() string {
 	switch s {
 	case Claimed:
@@ -147,6 +148,7 @@ func WithLogger(l *slog.Logger) Option {
 // Delivery is what Handler did with one request, for an observer (see
 // WithObserver). It holds no secret and no payer's detail.
 type Delivery struct {
+	// Result is what Handler did with the delivery.
 	Result DeliveryResult
 	// Reason says why a delivery was refused ("bad_signature",
 	// "too_large", "unreadable", "unparsable", "method") or why fn failed
@@ -155,12 +157,13 @@ type Delivery struct {
 	// The event's type, status, transaction and reference; empty when the
 	// delivery was refused before the event could be read.
 	EventType     vpay.EventType
-	Status        vpay.Status
-	TransactionID string
-	Reference     string
+	Status        vpay.Status // the status the event announces
+	TransactionID string      // V-Pay's id of the payment
+	Reference     string      // the merchant's reference (external_id)
 	// HTTPStatus is what Handler answered.
 	HTTPStatus int
-	Duration   time.Duration
+	// Duration is how long Handler took, fn included.
+	Duration time.Duration
 	// Err is fn's error, or why the delivery was refused.
 	Err error
 }
