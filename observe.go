@@ -240,7 +240,8 @@ func WithObserver(o *Observer) Option {
 }
 
 // joinObservers makes one Observer of several: each event goes to each in
-// order, a context returned by one passed to the next.
+// order, a context returned by one passed to the next; ends go innermost
+// first, as spans end.
 func joinObservers(obs []*Observer) *Observer {
 	switch len(obs) {
 	case 0:
@@ -251,68 +252,43 @@ func joinObservers(obs []*Observer) *Observer {
 	}
 	list := append([]*Observer(nil), obs...)
 	return &Observer{
-		OperationStart: func(ctx context.Context, op Operation) context.Context {
-			for _, o := range list {
-				if o.OperationStart != nil {
-					if c := o.OperationStart(ctx, op); c != nil {
-						ctx = c
-					}
+		OperationStart: chainStart(list, func(o *Observer) func(context.Context, Operation) context.Context { return o.OperationStart }),
+		OperationEnd:   fanOut(list, true, func(o *Observer) func(context.Context, OperationResult) { return o.OperationEnd }),
+		AttemptStart:   chainStart(list, func(o *Observer) func(context.Context, Attempt) context.Context { return o.AttemptStart }),
+		AttemptEnd:     fanOut(list, true, func(o *Observer) func(context.Context, AttemptResult) { return o.AttemptEnd }),
+		Retry:          fanOut(list, false, func(o *Observer) func(context.Context, RetryDecision) { return o.Retry }),
+		RateLimitWait:  fanOut(list, false, func(o *Observer) func(context.Context, RateLimitWait) { return o.RateLimitWait }),
+		Refused:        fanOut(list, false, func(o *Observer) func(context.Context, Refusal) { return o.Refused }),
+		TokenRefresh:   fanOut(list, false, func(o *Observer) func(context.Context, TokenRefresh) { return o.TokenRefresh }),
+	}
+}
+
+// chainStart calls each observer's start hook in order, each with the
+// context the one before returned.
+func chainStart[T any](list []*Observer, hook func(*Observer) func(context.Context, T) context.Context) func(context.Context, T) context.Context {
+	return func(ctx context.Context, v T) context.Context {
+		for _, o := range list {
+			if f := hook(o); f != nil {
+				if c := f(ctx, v); c != nil {
+					ctx = c
 				}
 			}
-			return ctx
-		},
-		OperationEnd: func(ctx context.Context, r OperationResult) {
-			for i := len(list) - 1; i >= 0; i-- { // innermost first, as spans end
-				if f := list[i].OperationEnd; f != nil {
-					f(ctx, r)
-				}
+		}
+		return ctx
+	}
+}
+
+// fanOut calls each observer's hook, in order or, for ends, in reverse.
+func fanOut[T any](list []*Observer, reverse bool, hook func(*Observer) func(context.Context, T)) func(context.Context, T) {
+	return func(ctx context.Context, v T) {
+		for i := range list {
+			if reverse {
+				i = len(list) - 1 - i
 			}
-		},
-		AttemptStart: func(ctx context.Context, a Attempt) context.Context {
-			for _, o := range list {
-				if o.AttemptStart != nil {
-					if c := o.AttemptStart(ctx, a); c != nil {
-						ctx = c
-					}
-				}
+			if f := hook(list[i]); f != nil {
+				f(ctx, v)
 			}
-			return ctx
-		},
-		AttemptEnd: func(ctx context.Context, r AttemptResult) {
-			for i := len(list) - 1; i >= 0; i-- {
-				if f := list[i].AttemptEnd; f != nil {
-					f(ctx, r)
-				}
-			}
-		},
-		Retry: func(ctx context.Context, r RetryDecision) {
-			for _, o := range list {
-				if o.Retry != nil {
-					o.Retry(ctx, r)
-				}
-			}
-		},
-		RateLimitWait: func(ctx context.Context, w RateLimitWait) {
-			for _, o := range list {
-				if o.RateLimitWait != nil {
-					o.RateLimitWait(ctx, w)
-				}
-			}
-		},
-		Refused: func(ctx context.Context, r Refusal) {
-			for _, o := range list {
-				if o.Refused != nil {
-					o.Refused(ctx, r)
-				}
-			}
-		},
-		TokenRefresh: func(ctx context.Context, t TokenRefresh) {
-			for _, o := range list {
-				if o.TokenRefresh != nil {
-					o.TokenRefresh(ctx, t)
-				}
-			}
-		},
+		}
 	}
 }
 

@@ -302,3 +302,31 @@ func TestObserverValuesHoldNoSecret(t *testing.T) {
 		assert.NotContains(t, all, secret)
 	}
 }
+
+// TestEveryJoinedObserverIsToldOfEveryEvent: the events with no context to
+// pass on reach every observer too.
+func TestEveryJoinedObserverIsToldOfEveryEvent(t *testing.T) {
+	var a, b eventLog
+	c, s, _ := setupClock(t, WithObserver(a.observer()), WithObserver(b.observer()))
+	var calls atomic.Int64
+	s.mux.HandleFunc("/transaction/status/", func(w http.ResponseWriter, r *http.Request) {
+		if calls.Add(1) == 1 {
+			writeJSON(w, 503, `{"status":"error"}`)
+			return
+		}
+		writeJSON(w, 200, `{"status":"pending","transaction_id":"VP1"}`)
+	})
+	_, err := c.Status(context.Background(), "VP1")
+	require.NoError(t, err)
+	_, err = c.Pay(context.Background(), &PayRequest{Amount: 1})
+	require.Error(t, err)
+	kinds := func(l *eventLog) (out []string) {
+		for _, line := range l.Lines() {
+			out = append(out, strings.Fields(line)[0])
+		}
+		return out
+	}
+	want := []string{"start", "start", "send", "answer", "token", "end", "send", "answer", "retry", "send", "answer", "end", "start", "refused", "end"}
+	assert.Equal(t, want, kinds(&a))
+	assert.Equal(t, want, kinds(&b))
+}
