@@ -250,11 +250,7 @@ func (c *Client) fetchTokenOnce(ctx context.Context, cl *call) (*Token, error) {
 	var ar wire.AuthResponse
 	var sent time.Time
 	for tries := 0; ; tries++ {
-		waited, err := c.rate.wait(ctx)
-		if c.obs != nil {
-			c.rateWaited(ctx, OpToken, WaitWindow, waited)
-		}
-		if err != nil {
+		if err := c.waitForRate(ctx, OpToken); err != nil {
 			return nil, c.fail(*cl, err, false)
 		}
 		sent = c.clock.Now()
@@ -268,11 +264,8 @@ func (c *Client) fetchTokenOnce(ctx context.Context, cl *call) (*Token, error) {
 		if !d.again {
 			return nil, c.fail(*cl, res.err, false)
 		}
-		if err := c.clock.Sleep(ctx, d.wait); err != nil {
+		if err := c.pause(ctx, OpToken, d); err != nil {
 			return nil, c.fail(*cl, gaveUp(err), false)
-		}
-		if d.reason == RetryRateLimited && c.obs != nil {
-			c.rateWaited(ctx, OpToken, WaitThrottled, d.wait)
 		}
 	}
 	if ar.Access == "" {

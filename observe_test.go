@@ -330,3 +330,29 @@ func TestEveryJoinedObserverIsToldOfEveryEvent(t *testing.T) {
 	assert.Equal(t, want, kinds(&a))
 	assert.Equal(t, want, kinds(&b))
 }
+
+// refusingLimiter refuses every request, as a limiter whose window will
+// not reset in time does.
+type refusingLimiter struct{}
+
+func (refusingLimiter) Reserve(context.Context, time.Duration) (Wait, error) {
+	return Wait{}, &Error{Code: CodeRateLimited, Message: "window spent"}
+}
+func (refusingLimiter) Observe(context.Context, RateLimit, bool) {}
+
+// TestObserverSeesATokenFetchRefusedByTheRateLimit: the token fetch waits
+// for the rate limit like any call, and its refusal is told the same way.
+func TestObserverSeesATokenFetchRefusedByTheRateLimit(t *testing.T) {
+	var log eventLog
+	c, _, _ := setupClock(t, WithObserver(log.observer()), WithLimiter(refusingLimiter{}))
+	_, err := c.Status(context.Background(), "VP1")
+	require.ErrorIs(t, err, ErrRateLimited)
+	assert.Equal(t, []string{
+		"start status ref= tx=VP1 low=false @",
+		"start token ref= tx= low=false @/status",
+		"refused token field= @/status/token",
+		"token lifetime=0s err=true @/status/token",
+		"end token refused attempts=0 status= ref= tx= @/status/token",
+		"end status refused attempts=0 status= ref= tx=VP1 @/status",
+	}, log.Lines())
+}

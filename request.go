@@ -54,14 +54,7 @@ func (c *Client) do(ctx context.Context, cl *call, out any) error {
 		if err == nil {
 			// After the token, so that a refresh cannot carry a request
 			// counted in this window into the next one.
-			var waited time.Duration
-			waited, err = c.rate.wait(ctx)
-			if c.obs != nil {
-				c.rateWaited(ctx, cl.ep.op, WaitWindow, waited)
-				if errors.Is(err, ErrRateLimited) {
-					c.refused(ctx, cl.ep.op, "", err)
-				}
-			}
+			err = c.waitForRate(ctx, cl.ep.op)
 		}
 		if err == nil && !tok.Valid(c.clock.Now()) {
 			tok, err = c.Token(ctx) // it expired while we waited for the window
@@ -100,13 +93,35 @@ func (c *Client) do(ctx context.Context, cl *call, out any) error {
 			return c.fail(*cl, withCtxCause(ctx, res.err), mayHaveActed)
 		}
 		tries++
-		if err := c.clock.Sleep(ctx, d.wait); err != nil {
+		if err := c.pause(ctx, cl.ep.op, d); err != nil {
 			return c.fail(*cl, gaveUp(err), mayHaveActed)
 		}
-		if d.reason == RetryRateLimited && c.obs != nil {
-			c.rateWaited(ctx, cl.ep.op, WaitThrottled, d.wait)
+	}
+}
+
+// waitForRate is the rate gate's wait before a request, told to the
+// observer: how long it waited, or that it refused to let the request go.
+func (c *Client) waitForRate(ctx context.Context, op Op) error {
+	waited, err := c.rate.wait(ctx)
+	if c.obs != nil {
+		c.rateWaited(ctx, op, WaitWindow, waited)
+		if errors.Is(err, ErrRateLimited) {
+			c.refused(ctx, op, "", err)
 		}
 	}
+	return err
+}
+
+// pause sleeps before the retry d allows; a wait after a 429 is told to the
+// observer as a rate-limit wait.
+func (c *Client) pause(ctx context.Context, op Op, d decision) error {
+	if err := c.clock.Sleep(ctx, d.wait); err != nil {
+		return err
+	}
+	if d.reason == RetryRateLimited && c.obs != nil {
+		c.rateWaited(ctx, op, WaitThrottled, d.wait)
+	}
+	return nil
 }
 
 // fail adds what the caller needs to err: the call, the reference, whether
