@@ -201,7 +201,7 @@ func (c *Client) Token(ctx context.Context) (*Token, error) {
 		}
 		return r.Val.(*Token), nil
 	case <-ctx.Done():
-		return nil, &Error{Method: "POST", Path: "/auth/", Message: "gave up waiting for a token", Err: context.Cause(ctx)}
+		return nil, &Error{Method: c.auth.method, Path: c.auth.path, Message: "gave up waiting for a token", Err: context.Cause(ctx)}
 	}
 }
 
@@ -269,7 +269,7 @@ func (c *Client) fetchTokenOnce(ctx context.Context, cl *call) (*Token, error) {
 		}
 	}
 	if ar.Access == "" {
-		return nil, &Error{Method: "POST", Path: "/auth/", Message: "response has no access token"}
+		return nil, c.fail(*cl, &Error{Message: "response has no access token"}, false)
 	}
 	lifetime := time.Duration(ar.ExpiresIn)
 	if lifetime <= 0 {
@@ -282,7 +282,7 @@ func (c *Client) fetchTokenOnce(ctx context.Context, cl *call) (*Token, error) {
 	defer c.mu.Unlock()
 	if mode != "" {
 		if c.mode != "" && c.mode != mode {
-			return nil, &Error{Code: CodeInvalidKey, Method: "POST", Path: "/auth/",
+			return nil, &Error{Code: CodeInvalidKey, Method: c.auth.method, Path: c.auth.path,
 				Message: fmt.Sprintf("the credentials are %s but the server issued a %s token", c.mode, mode)}
 		}
 		c.mode = mode

@@ -117,8 +117,7 @@ func (c *Client) getStatus(ctx context.Context, transactionID string, cl *call) 
 		if about == "" {
 			about = "no transaction"
 		}
-		return nil, &Error{Method: "GET", Path: "/transaction/status/",
-			Message: fmt.Sprintf("asked for transaction %s, the answer is about %s", id, about)}
+		return nil, c.fail(*cl, &Error{Message: fmt.Sprintf("asked for transaction %s, the answer is about %s", id, about)}, false)
 	}
 	return t, nil
 }
@@ -164,7 +163,7 @@ func (c *Client) wait(ctx context.Context, transactionID string, polls *int) (*T
 	interval := c.poll
 	var last *Transaction
 	notFinal := func(cause error) error {
-		return &Error{Method: "GET", Path: "/transaction/status/", Message: "transaction " + transactionID + " still not final", Err: cause}
+		return &Error{Method: c.status.method, Path: c.status.path, Message: "transaction " + transactionID + " still not final", Err: cause}
 	}
 	for {
 		t, err := c.Status(ctx, transactionID)
