@@ -255,30 +255,24 @@ func Handler(secret string, fn func(context.Context, *vpay.Event) error, opts ..
 }
 
 func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	if h.observe == nil {
-		h.serve(w, r, nil)
-		return
-	}
-	d := Delivery{}
-	start := time.Now()
-	defer func() {
-		d.Duration = time.Since(start)
-		if p := recover(); p != nil {
-			d.Result, d.Reason, d.HTTPStatus = DeliveryFailed, "panic", http.StatusInternalServerError
+	var d Delivery
+	if h.observe != nil {
+		start := time.Now()
+		defer func() {
+			d.Duration = time.Since(start)
+			if p := recover(); p != nil {
+				d.Result, d.Reason, d.HTTPStatus = DeliveryFailed, "panic", http.StatusInternalServerError
+				h.observe(r.Context(), d)
+				panic(p)
+			}
 			h.observe(r.Context(), d)
-			panic(p)
-		}
-		h.observe(r.Context(), d)
-	}()
+		}()
+	}
 	h.serve(w, r, &d)
 }
 
-// serve handles one delivery, and records what it did in d when d is not
-// nil.
+// serve handles one delivery and records what it did in d.
 func (h *handler) serve(w http.ResponseWriter, r *http.Request, d *Delivery) {
-	if d == nil {
-		d = new(Delivery) // does not escape: no allocation
-	}
 	refuse := func(code int, reason, text string, err error) {
 		d.Result, d.Reason, d.HTTPStatus, d.Err = DeliveryRefused, reason, code, err
 		http.Error(w, text, code)
