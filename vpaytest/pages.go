@@ -190,7 +190,7 @@ func (s *Server) viewOf(tx *transaction, withDeliveries bool) txView {
 		ID: tx.ID, Reference: tx.Reference, Method: tx.Method, Status: tx.Status, Message: tx.Message,
 		Amount: rwf(tx.Amount, tx.Currency), Created: tx.Created.Format("2006-01-02 15:04:05"),
 		Description: tx.Description, Merchant: merchant, Phone: tx.Phone, PaymentURL: tx.PaymentURL,
-		CanResend: len(s.webhookTargets(tx)) > 0, MoMo: tx.Method == "all", Prompted: tx.Method == "mtnrw",
+		CanResend: len(s.webhookTargets(tx)) > 0, MoMo: tx.Method == "all", Prompted: tx.prompted,
 	}
 	if tx.Phone != "" {
 		v.PhoneURL = s.PhoneURL(tx.Phone)
@@ -322,7 +322,6 @@ func (s *Server) showCheckout(w http.ResponseWriter, r *http.Request, status int
 	var next string
 	if tx != nil {
 		v = s.viewOf(tx, false)
-		v.Prompted = tx.Status == "pending" && tx.Phone != ""
 		if l := s.links[tx.LinkID]; l != nil && tx.Status == "successful" {
 			next = redirectTo(l.RedirectURL, tx)
 		}
@@ -400,8 +399,8 @@ func (s *Server) postCheckout(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		s.mu.Lock()
-		if tx.Status == "pending" && tx.Phone == "" {
-			tx.Phone = phone
+		if tx.Status == "pending" && !tx.prompted {
+			tx.Phone, tx.prompted = phone, true
 			// The prompt now waits for the phone, as a MoMo payment does.
 			tx.awaitsPayer = s.cfg.manualPayer
 			if !tx.awaitsPayer {
@@ -508,7 +507,7 @@ func (s *Server) pagePhoneIndex(w http.ResponseWriter, r *http.Request) {
 	d := phoneData{page: page{Title: "Phone", Nav: true, Live: true, CSRF: s.csrf}, Manual: s.cfg.manualPayer}
 	s.mu.Lock()
 	for _, id := range s.order {
-		if tx := s.txs[id]; tx != nil && tx.awaitsPayer && tx.Status == "pending" && tx.Phone != "" && !slices.Contains(d.Waiting, tx.Phone) {
+		if tx := s.txs[id]; s.waitsOnPhone(tx, "") && !slices.Contains(d.Waiting, tx.Phone) {
 			d.Waiting = append(d.Waiting, tx.Phone)
 		}
 	}
@@ -534,7 +533,7 @@ func (s *Server) pagePhone(w http.ResponseWriter, r *http.Request) {
 	d := phoneData{page: page{Title: "Phone " + phone, Nav: true, Live: true, CSRF: s.csrf}, Phone: phone, Manual: s.cfg.manualPayer}
 	s.mu.Lock()
 	for _, id := range s.order {
-		if tx := s.txs[id]; tx != nil && tx.Phone == phone && tx.Status == "pending" && tx.awaitsPayer {
+		if tx := s.txs[id]; s.waitsOnPhone(tx, phone) {
 			d.Prompts = append(d.Prompts, s.viewOf(tx, false))
 		}
 	}
@@ -542,11 +541,17 @@ func (s *Server) pagePhone(w http.ResponseWriter, r *http.Request) {
 	s.render(w, http.StatusOK, "phone.html", d)
 }
 
+// waitsOnPhone reports whether tx is a MoMo prompt waiting for a person
+// on phone (on any phone, for ""). The caller holds s.mu.
+func (s *Server) waitsOnPhone(tx *transaction, phone string) bool {
+	return tx != nil && tx.prompted && tx.awaitsPayer && tx.Status == "pending" && (phone == "" || tx.Phone == phone)
+}
+
 func (s *Server) postPhone(w http.ResponseWriter, r *http.Request) {
 	number, id := r.PathValue("number"), r.PathValue("id")
 	s.mu.Lock()
 	tx := s.txs[id]
-	mine := tx != nil && tx.Phone == number
+	mine := s.waitsOnPhone(tx, number)
 	s.mu.Unlock()
 	if !mine {
 		s.pageError(w, http.StatusNotFound, "No such prompt", "No prompt "+id+" for "+number+".")

@@ -353,3 +353,22 @@ func TestDeliveryRecordsShowTheMerchantsAnswer(t *testing.T) {
 	_, html, _ := newBrowser(t).get(s.DashboardURL() + "transactions/" + p.TransactionID)
 	assert.Regexp(t, `(?s)<td>1</td>.*<td class="code">503</td><td><code>database down\n</code>.*<td>2</td>.*<td class="code">200</td><td><code>ok</code>`, html)
 }
+
+// TestCardPaymentWithAPhoneIsPaidOnItsCheckout: a card payment may carry
+// the payer's phone; that makes it no MoMo prompt. Its checkout offers the
+// card form, and the phone page does not list it.
+func TestCardPaymentWithAPhoneIsPaidOnItsCheckout(t *testing.T) {
+	s := vpaytest.NewServer(vpaytest.WithManualPayer())
+	t.Cleanup(s.Close)
+	p, err := s.Client().Pay(context.Background(), &vpay.PayRequest{Amount: 900, Method: vpay.MethodCard, Phone: "0781234567"})
+	require.NoError(t, err)
+	b := newBrowser(t)
+	_, html, _ := b.get(p.PaymentURL)
+	assert.Contains(t, html, `id="card-form"`)
+	assert.NotContains(t, html, `id="waiting"`)
+	token := csrfOf(t, html)
+	_, html, _ = b.get(s.PhoneURL("0781234567"))
+	assert.NotContains(t, html, p.TransactionID)
+	code, _, _ := b.post(s.DashboardURL()+"phone/0781234567/"+p.TransactionID+"/approve", url.Values{"csrf": {token}})
+	assert.Equal(t, http.StatusNotFound, code, "the phone cannot answer a card payment")
+}

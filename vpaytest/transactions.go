@@ -39,7 +39,11 @@ type transaction struct {
 	// awaitsPayer: a person settles it (the checkout page, the phone
 	// page, Approve or Decline), not the payment delay.
 	awaitsPayer bool
-	deliveries  []deliveryRecord
+	// prompted: a MoMo prompt waits on Phone (a mtnrw payment, or one
+	// whose payer chose MoMo on its checkout), which the phone page
+	// answers. A card payment may carry a phone and is no prompt.
+	prompted   bool
+	deliveries []deliveryRecord
 }
 
 // deliveryRecord is one webhook delivery attempt, as the dashboard shows it.
@@ -84,6 +88,7 @@ func (s *Server) createTransaction(b *payBody, amount int64) (tx *transaction, d
 		tx.PaymentURL = s.root() + "checkout/" + tx.checkout
 	}
 	tx.awaitsPayer = s.cfg.manualPayer
+	tx.prompted = tx.Method == "mtnrw"
 	s.add(tx)
 	if !s.cfg.synchronousPay {
 		s.schedule(tx)
