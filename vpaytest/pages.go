@@ -24,7 +24,7 @@ import (
 //go:embed web
 var webFiles embed.FS
 
-var pages = template.Must(template.New("").Funcs(template.FuncMap{}).ParseFS(webFiles, "web/*.html"))
+var pages = template.Must(template.ParseFS(webFiles, "web/*.html"))
 
 // The sandbox's test cards.
 const (

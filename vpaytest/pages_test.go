@@ -75,7 +75,9 @@ func shopEndpoint(t *testing.T, secret string) (string, <-chan *vpay.Event) {
 }
 
 func TestCardCheckoutPage(t *testing.T) {
-	s := vpaytest.NewServer(vpaytest.WithManualPayer())
+	// A payment delay of a nanosecond: had the payment been left to it,
+	// it would be settled before the first Status below.
+	s := vpaytest.NewServer(vpaytest.WithManualPayer(), vpaytest.WithPaymentDelay(time.Nanosecond))
 	t.Cleanup(s.Close)
 	hook, events := shopEndpoint(t, s.WebhookSecret)
 	c := s.Client()
