@@ -473,22 +473,16 @@ func (s *Server) postLink(w http.ResponseWriter, r *http.Request) {
 	s.mu.Lock()
 	l := s.links[d.Link.ID]
 	l.seq++
-	s.seq++
 	tx := &transaction{
-		ID:          fmt.Sprintf("VP%08d", s.idBase+int64(s.seq)),
 		Reference:   fmt.Sprintf("%s-%d", l.ID, l.seq),
 		Method:      "all",
 		Currency:    "RWF",
 		Description: l.Name,
 		Amount:      amount,
-		Status:      "pending",
 		Message:     "Waiting for the payer on the checkout page.",
-		Created:     time.Now(),
 		LinkID:      l.ID,
-		checkout:    randomHex(16),
 		awaitsPayer: true,
 	}
-	tx.PaymentURL = s.root() + "checkout/" + tx.checkout
 	s.add(tx)
 	s.schedule(tx)
 	s.mu.Unlock()

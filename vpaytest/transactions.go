@@ -66,9 +66,7 @@ func (s *Server) createTransaction(b *payBody, amount int64) (tx *transaction, d
 	if len(s.refs[b.ExternalID]) > 0 {
 		return nil, true
 	}
-	s.seq++
 	tx = &transaction{
-		ID:          fmt.Sprintf("VP%08d", s.idBase+int64(s.seq)),
 		Reference:   b.ExternalID,
 		Method:      b.PaymentMethod,
 		Phone:       b.PayerPhone,
@@ -79,16 +77,9 @@ func (s *Server) createTransaction(b *payBody, amount int64) (tx *transaction, d
 		CallbackURL: b.CallbackURL,
 		Amount:      amount,
 		Metadata:    b.Metadata,
-		Status:      "pending",
 		Message:     "Prompt sent. Waiting for the customer to confirm.",
-		Created:     time.Now(),
+		awaitsPayer: s.cfg.manualPayer,
 	}
-	if tx.Method != "mtnrw" {
-		tx.checkout = randomHex(16)
-		tx.PaymentURL = s.root() + "checkout/" + tx.checkout
-	}
-	tx.awaitsPayer = s.cfg.manualPayer
-	tx.prompted = tx.Method == "mtnrw"
 	s.add(tx)
 	if !s.cfg.synchronousPay {
 		s.schedule(tx)
@@ -96,8 +87,18 @@ func (s *Server) createTransaction(b *payBody, amount int64) (tx *transaction, d
 	return tx, false
 }
 
-// add records a new transaction. The caller holds s.mu.
+// add records a new pending payment, made by the API or on a link's page:
+// it gives it its id, its creation time and either a MoMo prompt (mtnrw)
+// or a checkout page. The caller holds s.mu.
 func (s *Server) add(tx *transaction) {
+	s.seq++
+	tx.ID = fmt.Sprintf("VP%08d", s.idBase+int64(s.seq))
+	tx.Status, tx.Created = "pending", time.Now()
+	tx.prompted = tx.Method == "mtnrw"
+	if !tx.prompted {
+		tx.checkout = randomHex(16)
+		tx.PaymentURL = s.root() + "checkout/" + tx.checkout
+	}
 	s.txs[tx.ID] = tx
 	s.order = append(s.order, tx.ID)
 	s.refs[tx.Reference] = append(s.refs[tx.Reference], tx.ID)
