@@ -212,7 +212,7 @@ func (s *Server) handleStatus(w http.ResponseWriter, r *http.Request) {
 
 type link struct {
 	ID, Slug, Name, Type, Description, RedirectURL string
-	URL                                            string // its page
+	URL, QR                                        string // its page, and a QR code of it
 	Amount                                         int64  // 0: the payer chooses
 	Created                                        time.Time
 	paid                                           int // successful payments through it
@@ -257,6 +257,7 @@ func (s *Server) handleCreateLink(w http.ResponseWriter, r *http.Request) {
 		l.Slug += "-" + strings.TrimPrefix(l.ID, "lnk_")
 	}
 	l.URL = s.root() + "pay/" + l.Slug
+	l.QR = s.URL + "payment-links/" + l.ID + "/qr"
 	s.links[l.ID] = l
 	s.slugs[l.Slug] = l
 	s.touch()
@@ -266,7 +267,7 @@ func (s *Server) handleCreateLink(w http.ResponseWriter, r *http.Request) {
 		"link_id": l.ID,
 		"slug":    l.Slug,
 		"url":     l.URL,
-		"qr_code": s.URL + "payment-links/" + l.ID + "/qr",
+		"qr_code": l.QR,
 		"amount":  l.Amount,
 		"type":    l.Type,
 		"active":  true,

@@ -259,7 +259,7 @@ func (s *Server) pageDashboard(w http.ResponseWriter, r *http.Request) {
 		if l.Amount > 0 {
 			amount = rwf(l.Amount, "")
 		}
-		data.Links = append(data.Links, linkView{Name: l.Name, Type: l.Type, Amount: amount, URL: l.URL, QR: s.URL + "payment-links/" + l.ID + "/qr", Paid: l.paid})
+		data.Links = append(data.Links, linkView{Name: l.Name, Type: l.Type, Amount: amount, URL: l.URL, QR: l.QR, Paid: l.paid})
 	}
 	s.mu.Unlock()
 	s.render(w, http.StatusOK, "dashboard.html", data)
@@ -434,7 +434,7 @@ func (s *Server) linkPage(r *http.Request) (linkData, bool) {
 	}
 	cp := *l
 	return linkData{page: page{Title: l.Name, CSRF: s.csrf}, Link: &cp, Merchant: merchant,
-		Amount: rwf(l.Amount, ""), QR: s.URL + "payment-links/" + l.ID + "/qr", Closed: !l.open()}, true
+		Amount: rwf(l.Amount, ""), QR: l.QR, Closed: !l.open()}, true
 }
 
 func (s *Server) pageLink(w http.ResponseWriter, r *http.Request) {
