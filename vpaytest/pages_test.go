@@ -317,7 +317,8 @@ func TestPagesShowNoSecretAndRefuseForeignForms(t *testing.T) {
 	assert.Equal(t, http.StatusForbidden, code)
 	code, _, _ = b.post(s.DashboardURL()+"transactions/"+p.TransactionID+"/resend", url.Values{"csrf": {csrfOf(t, html)}})
 	assert.Equal(t, 200, code)
-	s.Close() // waits for every delivery it started
+	require.Eventually(t, func() bool { return deliveries.Load() >= 2 }, 10*time.Second, 5*time.Millisecond, "the resend arrives")
+	s.Close() // waits for any other delivery it started (Close cancels those still in flight)
 	assert.EqualValues(t, 2, deliveries.Load(), "the first delivery and the one resend: the refused form sent nothing")
 }
 
