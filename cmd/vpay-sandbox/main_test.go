@@ -16,6 +16,7 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+	"github.com/vonsung/vpay-go"
 	"github.com/vonsung/vpay-go/internal/testutil"
 )
 
@@ -101,3 +102,38 @@ func (s *syncBuffer) Write(p []byte) (int, error) {
 	return s.b.Write(p)
 }
 func (s *syncBuffer) String() string { s.mu.Lock(); defer s.mu.Unlock(); return s.b.String() }
+
+// TestManualFlagMakesPaymentsWaitForAPerson: with -manual a payment stays
+// pending past the delay, on the phone page the banner names; the
+// dashboard's address is printed too.
+func TestManualFlagMakesPaymentsWaitForAPerson(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	addr := ln.Addr().String()
+	require.NoError(t, ln.Close())
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	out := make(syncWriter, 1)
+	done := make(chan error, 1)
+	go func() {
+		done <- run(ctx, []string{"-addr", addr, "-manual", "-delay", "1ns", "-prompt-timeout", "1h"}, out, io.Discard)
+	}()
+	banner := string(recv(t, out, "the banner"))
+	assert.Contains(t, banner, "dashboard       http://"+addr+"/")
+	assert.Contains(t, banner, "payments wait for you there: -manual")
+
+	c, err := vpay.NewClient("vpay_sandbox_demo", "sk_sandbox_demo", vpay.WithBaseURL("http://"+addr+"/api/"))
+	require.NoError(t, err)
+	p, err := c.Pay(ctx, &vpay.PayRequest{Amount: 500, Phone: "0780000000"})
+	require.NoError(t, err)
+	tx, err := c.Status(ctx, p.TransactionID)
+	require.NoError(t, err)
+	assert.Equal(t, vpay.StatusPending, tx.Status, "a 1 ns delay would have settled it without -manual")
+	resp, err := http.Get("http://" + addr + "/phone/0780000000")
+	require.NoError(t, err)
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	assert.Contains(t, string(body), p.TransactionID, "the prompt waits on the phone page")
+	cancel()
+	require.NoError(t, recv(t, done, "the sandbox to stop"))
+}
