@@ -296,6 +296,21 @@ func TestSandboxCommandServesTheAPI(t *testing.T) {
 	assert.Equal(t, 0, r.code, r.stderr)
 }
 
+func TestSandboxCommandManualPayer(t *testing.T) {
+	addr := freeAddr(t)
+	first, _, _ := start(t, nil, "sandbox", "--addr", addr, "--delay", "1ns", "--manual", "--json")
+	var m map[string]string
+	require.NoError(t, json.Unmarshal([]byte(first), &m), first)
+	assert.Equal(t, "http://"+addr+"/", m["dashboard_url"])
+	c, err := vpay.NewClient(m["api_user"], m["api_key"], vpay.WithBaseURL(m["url"]))
+	require.NoError(t, err)
+	p, err := c.Pay(context.Background(), &vpay.PayRequest{Amount: 100, Phone: vpaytest.PhoneSuccess})
+	require.NoError(t, err)
+	tx, err := c.Status(context.Background(), p.TransactionID)
+	require.NoError(t, err)
+	assert.Equal(t, vpay.StatusPending, tx.Status, "--manual: the payment waits for a person past a 1 ns delay")
+}
+
 func TestReconcileWithinTheRateBudgetAndResumes(t *testing.T) {
 	s := vpaytest.NewServer(vpaytest.WithPlan(vpay.PlanStarter), vpaytest.WithRateWindow(250*time.Millisecond), vpaytest.WithPaymentDelay(time.Millisecond))
 	defer s.Close()
