@@ -137,3 +137,19 @@ func TestManualFlagMakesPaymentsWaitForAPerson(t *testing.T) {
 	cancel()
 	require.NoError(t, recv(t, done, "the sandbox to stop"))
 }
+
+func TestOnAllInterfacesItPrintsAddressesAPhoneCanOpen(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	out := make(syncWriter, 1)
+	done := make(chan error, 1)
+	go func() {
+		done <- run(ctx, []string{"-addr", "0.0.0.0:0", "-merchant", "Huye Coffee", "-public-url", "http://192.0.2.77:8000/"}, out, io.Discard)
+	}()
+	banner := string(recv(t, out, "the banner"))
+	assert.Contains(t, banner, "dashboard       http://192.0.2.77:8000/\n")
+	assert.Regexp(t, `on this machine  http://127\.0\.0\.1:\d+/`, banner)
+	assert.Regexp(t, `base URL        http://127\.0\.0\.1:\d+/api/`, banner, "the SDK on this machine refuses http elsewhere than loopback")
+	assert.NotContains(t, banner, "0.0.0.0")
+	cancel()
+	require.NoError(t, recv(t, done, "the sandbox to stop"))
+}

@@ -1,0 +1,43 @@
+package sandboxflags
+
+import (
+	"flag"
+	"io"
+	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/vonsung/vpay-go"
+	"github.com/vonsung/vpay-go/vpaytest"
+)
+
+func parse(t *testing.T, args ...string) ([]vpaytest.Option, error) {
+	t.Helper()
+	fs := flag.NewFlagSet("test", flag.ContinueOnError)
+	fs.SetOutput(io.Discard)
+	s := Register(fs)
+	require.NoError(t, fs.Parse(args))
+	return s.Options(io.Discard)
+}
+
+func TestPlansAndChecks(t *testing.T) {
+	for _, tt := range []struct {
+		plan string
+		want int
+	}{{"starter", vpay.PlanStarter.PerMinute}, {"Growth", vpay.PlanGrowth.PerMinute}} {
+		opts, err := parse(t, "-addr", "127.0.0.1:0", "-plan", tt.plan, "-merchant", "Shop X")
+		require.NoError(t, err)
+		s, err := vpaytest.Start(opts...)
+		require.NoError(t, err)
+		c := s.Client()
+		_, err = c.Status(t.Context(), "VP1")
+		require.Error(t, err)
+		assert.Equal(t, tt.want, c.RateLimit().Limit, "--plan %s", tt.plan)
+		s.Close()
+	}
+	_, err := parse(t, "-plan", "enterprise")
+	assert.ErrorContains(t, err, `--plan "enterprise"`)
+	_, err = parse(t, "-merchant", " ")
+	assert.ErrorContains(t, err, "--merchant")
+}
