@@ -24,9 +24,9 @@ type env struct {
 
 func newRoot(e *env) *cobra.Command {
 	root := &cobra.Command{
-		Use:           "vpay",
-		Short:         "The V-Pay command line: payments, links, webhooks, reconciliation, the sandbox",
-		Long:          longHelp,
+		Use:   "vpay",
+		Short: "The V-Pay command line: payments, links, webhooks, reconciliation, the sandbox",
+		Long:  longHelp,
 		Example: `  eval "$(vpay sandbox --json | jq -r '"export VPAY_BASE_URL=\(.url) VPAY_API_USER=\(.api_user) VPAY_API_KEY=\(.api_key)"')"
   vpay pay --amount 1500 --phone 0780000000 --wait
   vpay help pay`,
