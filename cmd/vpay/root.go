@@ -24,16 +24,16 @@ type env struct {
 
 func newRoot(e *env) *cobra.Command {
 	root := &cobra.Command{
-		Use:   "vpay",
-		Short: "The V-Pay command line: payments, links, webhooks, reconciliation, the sandbox",
-		Long:  longHelp,
-		Example: `  eval "$(vpay sandbox --json | jq -r '"export VPAY_BASE_URL=\(.url) VPAY_API_USER=\(.api_user) VPAY_API_KEY=\(.api_key)"')"
-  vpay pay --amount 1500 --phone 0780000000 --wait
-  vpay help pay`,
+		Use:           "vpay",
+		Short:         "The V-Pay command line: payments, links, webhooks, reconciliation, the sandbox",
+		Long:          longHelp,
 		Version:       vpay.Version,
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
+	root.Example = `  vpay sandbox                  # in another terminal: a local V-Pay, and the export lines to use it
+  vpay pay --amount 1500 --phone 0780000000 --wait
+  vpay help pay`
 	root.PersistentFlags().BoolVar(&e.json, "json", false, "print JSON (one document, or JSON lines for streams) instead of text")
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return &exitError{exitUsage, err} })
 	root.AddCommand(payCmd(e), statusCmd(e), waitCmd(e), linkCmd(e), listenCmd(e), triggerCmd(e), resendCmd(e), reconcileCmd(e), sandboxCmd(e))
