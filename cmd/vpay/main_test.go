@@ -360,7 +360,9 @@ func TestReconcileWithinTheRateBudgetAndResumes(t *testing.T) {
 		time.Sleep(10 * time.Millisecond)
 	}
 	require.NoError(t, cmd.Process.Signal(syscall.SIGINT))
-	_ = cmd.Wait()
+	var ee *exec.ExitError
+	require.ErrorAs(t, cmd.Wait(), &ee)
+	assert.Equal(t, 130, ee.ExitCode(), "interrupted")
 	// ...then run again: it resumes.
 	r := vpayRun(t, creds(s), "reconcile", in, "--out", out, "--json")
 	assert.Equal(t, 1, r.code, "mismatches found: %s", r.stderr)
