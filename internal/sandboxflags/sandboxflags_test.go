@@ -3,6 +3,7 @@ package sandboxflags
 import (
 	"flag"
 	"io"
+	"net/http"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
@@ -34,6 +35,11 @@ func TestPlansAndChecks(t *testing.T) {
 		_, err = c.Status(t.Context(), "VP1")
 		require.Error(t, err)
 		assert.Equal(t, tt.want, c.RateLimit().Limit, "--plan %s", tt.plan)
+		resp, err := http.Get(s.DashboardURL())
+		require.NoError(t, err)
+		page, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		assert.Contains(t, string(page), "Shop X", "--merchant reaches the pages")
 		s.Close()
 	}
 	_, err := parse(t, "-plan", "enterprise")
