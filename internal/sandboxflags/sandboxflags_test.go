@@ -4,7 +4,9 @@ import (
 	"flag"
 	"io"
 	"net/http"
+	"strings"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -46,4 +48,26 @@ func TestPlansAndChecks(t *testing.T) {
 	assert.ErrorContains(t, err, `--plan "enterprise"`)
 	_, err = parse(t, "-merchant", " ")
 	assert.ErrorContains(t, err, "--merchant")
+}
+
+func TestDefaultsAndPublicURL(t *testing.T) {
+	fs := flag.NewFlagSet("test", flag.ContinueOnError)
+	set := Register(fs)
+	require.NoError(t, fs.Parse(nil))
+	assert.Equal(t, 2*time.Second, set.Delay, "a payment stays pending long enough to watch")
+	assert.Equal(t, vpaytest.DefaultPromptTimeout, set.PromptAfter)
+	assert.Equal(t, "127.0.0.1:8000", set.Addr, "loopback unless asked")
+
+	for _, public := range []string{"", "http://shop.test:8000/"} {
+		opts, err := parse(t, "-addr", "127.0.0.1:0", "-public-url", public)
+		require.NoError(t, err)
+		s, err := vpaytest.Start(opts...)
+		require.NoError(t, err)
+		if public == "" {
+			assert.Equal(t, strings.TrimSuffix(s.URL, "api/"), s.DashboardURL())
+		} else {
+			assert.Equal(t, public, s.DashboardURL(), "--public-url is what pages carry")
+		}
+		s.Close()
+	}
 }
