@@ -88,7 +88,7 @@ func TestBoundToAllInterfacesLinksCarryAReachableAddress(t *testing.T) {
 	l, err := s.Client().CreateLink(context.Background(), &vpay.LinkRequest{Name: "Fees", Amount: 1000, Type: vpay.LinkMultiple})
 	require.NoError(t, err)
 	assert.True(t, strings.HasPrefix(l.URL, s.DashboardURL()), l.URL)
-	if !lanAddress() {
+	if !testutil.LANAddress() {
 		t.Skip("this machine has no non-loopback address to check the LAN URL with")
 	}
 	assert.False(t, ip.IsLoopback(), "a phone cannot open a loopback address: %s", l.URL)
@@ -281,17 +281,4 @@ func must[T any](v T, err error) T {
 		panic(err)
 	}
 	return v
-}
-
-// lanAddress reports whether this machine has an address another device
-// could reach (not loopback, not link-local), found independently of the
-// code under test.
-func lanAddress() bool {
-	addrs, _ := net.InterfaceAddrs()
-	for _, a := range addrs {
-		if n, ok := a.(*net.IPNet); ok && !n.IP.IsLoopback() && !n.IP.IsLinkLocalUnicast() && !n.IP.IsUnspecified() {
-			return true
-		}
-	}
-	return false
 }

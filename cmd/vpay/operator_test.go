@@ -263,12 +263,7 @@ func TestResendIsByteForByteEvenForInvalidUTF8(t *testing.T) {
 	addr := freeAddr(t)
 	_, lines, _ := start(t, env, "listen", "--addr", addr, "--journal", journal, "--forward-to", merchant.URL)
 	body := []byte("{\"event\":\"payment.successful\",\"transaction_id\":\"VP1\",\"payer_name\":\"\xff\xfe Mugisha \xc3\",\"status\":\"SUCCESSFUL\"}")
-	req, _ := http.NewRequest(http.MethodPost, "http://"+addr+"/", bytes.NewReader(body))
-	req.Header.Set(webhook.SignatureHeader, webhook.Sign(body, secret))
-	resp, err := http.DefaultClient.Do(req)
-	require.NoError(t, err)
-	resp.Body.Close()
-	require.Equal(t, http.StatusOK, resp.StatusCode)
+	require.Equal(t, http.StatusOK, deliverSigned(t, "http://"+addr+"/", body, secret))
 	next(t, lines)
 	assert.Equal(t, body, testutil.Recv(t, got, "the forwarded delivery"))
 
@@ -307,21 +302,24 @@ func TestListenNeverAcknowledgesWhatTheMerchantRefused(t *testing.T) {
 	body := []byte(`{"event":"payment.successful","transaction_id":"VP1","status":"SUCCESSFUL"}`)
 	for merchantSays, want := range map[int]int{200: 200, 204: 204, 500: 500, 409: 409, 302: 502, 301: 502} {
 		answer <- merchantSays
-		req, _ := http.NewRequest(http.MethodPost, "http://"+addr+"/", bytes.NewReader(body))
-		req.Header.Set(webhook.SignatureHeader, webhook.Sign(body, secret))
-		resp, err := http.DefaultClient.Do(req)
-		require.NoError(t, err)
-		resp.Body.Close()
+		code := deliverSigned(t, "http://"+addr+"/", body, secret)
 		next(t, lines)
-		assert.Equal(t, want, resp.StatusCode, "the merchant answered %d: V-Pay must retry unless it was 2xx", merchantSays)
+		assert.Equal(t, want, code, "the merchant answered %d: V-Pay must retry unless it was 2xx", merchantSays)
 	}
 	merchant.Close() // nobody answers: 502
-	req, _ := http.NewRequest(http.MethodPost, "http://"+addr+"/", bytes.NewReader(body))
+	assert.Equal(t, http.StatusBadGateway, deliverSigned(t, "http://"+addr+"/", body, secret))
+}
+
+// deliverSigned POSTs body signed with secret, as V-Pay does, and returns
+// the answer's status.
+func deliverSigned(t *testing.T, url string, body []byte, secret string) int {
+	t.Helper()
+	req, _ := http.NewRequest(http.MethodPost, url, bytes.NewReader(body))
 	req.Header.Set(webhook.SignatureHeader, webhook.Sign(body, secret))
 	resp, err := http.DefaultClient.Do(req)
 	require.NoError(t, err)
 	resp.Body.Close()
-	assert.Equal(t, http.StatusBadGateway, resp.StatusCode)
+	return resp.StatusCode
 }
 
 func TestReconcileBOMDuplicatesAndFormulaCells(t *testing.T) {
@@ -517,7 +515,7 @@ func TestSandboxOnAllInterfacesPrintsReachableURLs(t *testing.T) {
 	require.NoError(t, err)
 	ip := net.ParseIP(host)
 	require.NotNil(t, ip)
-	if !lanAddress() {
+	if !testutil.LANAddress() {
 		t.Skip("no non-loopback address on this machine")
 	}
 	require.False(t, ip.IsLoopback(), "a phone cannot open a loopback address: %s", m["dashboard_url"])
@@ -527,17 +525,4 @@ func TestSandboxOnAllInterfacesPrintsReachableURLs(t *testing.T) {
 	resp.Body.Close()
 	assert.Equal(t, http.StatusOK, resp.StatusCode)
 	assert.Contains(t, string(body), "Huye Coffee")
-}
-
-// lanAddress reports whether this machine has an address another device
-// could reach (not loopback, not link-local), found independently of the
-// code under test.
-func lanAddress() bool {
-	addrs, _ := net.InterfaceAddrs()
-	for _, a := range addrs {
-		if n, ok := a.(*net.IPNet); ok && !n.IP.IsLoopback() && !n.IP.IsLinkLocalUnicast() && !n.IP.IsUnspecified() {
-			return true
-		}
-	}
-	return false
 }

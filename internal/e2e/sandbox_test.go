@@ -329,7 +329,7 @@ func TestLinkOpenedByItsLANAddressIsPaid(t *testing.T) {
 	ip := net.ParseIP(u.Hostname())
 	require.NotNil(t, ip, l.URL)
 	require.False(t, ip.IsUnspecified(), "a link on 0.0.0.0 opens nowhere: %s", l.URL)
-	if !lanAddress() {
+	if !testutil.LANAddress() {
 		t.Skip("this machine has no non-loopback address: the LAN URL cannot be told from the local one")
 	}
 	require.False(t, ip.IsLoopback(), "a phone cannot open a loopback address: %s", l.URL)
@@ -357,17 +357,4 @@ func TestLinkOpenedByItsLANAddressIsPaid(t *testing.T) {
 	require.Len(t, txs, 1)
 	assert.Equal(t, vpay.StatusSuccessful, txs[0].Status)
 	assert.Equal(t, int64(6500), txs[0].Amount)
-}
-
-// lanAddress reports whether this machine has an address another device
-// could reach (not loopback, not link-local), found independently of the
-// code under test.
-func lanAddress() bool {
-	addrs, _ := net.InterfaceAddrs()
-	for _, a := range addrs {
-		if n, ok := a.(*net.IPNet); ok && !n.IP.IsLoopback() && !n.IP.IsLinkLocalUnicast() && !n.IP.IsUnspecified() {
-			return true
-		}
-	}
-	return false
 }
