@@ -526,3 +526,31 @@ func TestSandboxOnAllInterfacesPrintsReachableURLs(t *testing.T) {
 	assert.Equal(t, http.StatusOK, resp.StatusCode)
 	assert.Contains(t, string(body), "Huye Coffee")
 }
+
+func TestReconcileDrawsProgressOnATerminal(t *testing.T) {
+	scriptBin, err := exec.LookPath("script") // util-linux: runs a command on a pseudo-terminal
+	if err != nil {
+		if os.Getenv("CI") == "true" {
+			t.Fatal("script (util-linux) is missing; CI must run the terminal test")
+		}
+		t.Skip("script (apt-get install util-linux) is needed to run reconcile on a terminal")
+	}
+	s := vpaytest.NewServer()
+	defer s.Close()
+	dir := t.TempDir()
+	in := filepath.Join(dir, "in.csv")
+	require.NoError(t, os.WriteFile(in, []byte("transaction_id\nVP00000001\nVP00000002\n"), 0o644))
+	for _, tt := range []struct {
+		json bool
+		want bool
+	}{{false, true}, {true, false}} {
+		line := binary + " reconcile " + in + " --out " + filepath.Join(dir, "out.csv")
+		if tt.json {
+			line += " --json"
+		}
+		cmd := exec.Command(scriptBin, "-qec", line, "/dev/null")
+		cmd.Env = append(cleanEnv(), creds(s)...)
+		out, _ := cmd.CombinedOutput()
+		assert.Equal(t, tt.want, strings.Contains(string(out), "\r[##############################] 2/2"), "--json=%v on a terminal: %q", tt.json, out)
+	}
+}
