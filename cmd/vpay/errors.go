@@ -19,12 +19,32 @@ import (
 // the finished tree.
 func strictTree(root *cobra.Command, e *env) *bool {
 	ran := new(bool)
+	root.InitDefaultHelpCmd()
+	var helpCmd *cobra.Command
+	for _, c := range root.Commands() {
+		if c.Name() == "help" {
+			helpCmd = c
+		}
+	}
 	var walk func(c *cobra.Command)
 	walk = func(c *cobra.Command) {
 		for _, sub := range c.Commands() {
 			walk(sub)
 		}
 		switch {
+		case c == helpCmd:
+			// cobra answers an unknown help topic with the root's help
+			// and exit 0.
+			show := c.Run
+			c.Run = nil
+			c.RunE = func(cmd *cobra.Command, a []string) error {
+				*ran = true
+				if _, _, err := root.Find(a); len(a) > 0 && err != nil {
+					return usageError("unknown help topic %q; see vpay help", strings.Join(a, " "))
+				}
+				show(cmd, a)
+				return nil
+			}
 		case c.RunE != nil:
 			run := c.RunE
 			c.RunE = func(cmd *cobra.Command, a []string) error { *ran = true; return run(cmd, a) }

@@ -52,6 +52,8 @@ func TestExitCodes(t *testing.T) {
 		{"group without a subcommand", []string{"completion"}, 2, "vpay completion needs a command: bash"},
 		{"group with an unknown subcommand", []string{"completion", "tcsh"}, 2, `unknown command "tcsh" for "vpay completion"`},
 		{"wrong number of arguments", []string{"status"}, 2, "status takes 1 argument"},
+		{"unknown help topic", []string{"help", "refund"}, 2, `unknown help topic "refund"`},
+		{"help on a command", []string{"help", "pay"}, 0, ""},
 		{"input the SDK refuses", []string{"pay", "--amount", "50", "--phone", vpaytest.PhoneSuccess}, 2, "--amount: 50 RWF is below the minimum"},
 		{"phone required", []string{"pay", "--amount", "500"}, 2, "--phone is required with --method mtnrw"},
 		{"bad --plan", []string{"sandbox", "--plan", "platinum"}, 2, `--plan "platinum"`},
