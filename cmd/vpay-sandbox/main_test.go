@@ -64,7 +64,12 @@ func TestHelpExitsZeroAndVerboseLogsStatus(t *testing.T) {
 	bin := filepath.Join(t.TempDir(), "vpay-sandbox")
 	out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput()
 	require.NoError(t, err, "%s", out)
-	out, err = exec.Command(bin, "-h").CombinedOutput()
+	// A -h that served instead of printing help must fail the test, not
+	// hang it.
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	out, err = exec.CommandContext(ctx, bin, "-h").CombinedOutput()
+	require.NoError(t, ctx.Err(), "-h printed its help and exited")
 	require.NoError(t, err, "-h is not an error")
 	assert.Contains(t, string(out), "-webhook-url")
 
@@ -147,7 +152,7 @@ func TestOnAllInterfacesItPrintsAddressesAPhoneCanOpen(t *testing.T) {
 	}()
 	banner := string(recv(t, out, "the banner"))
 	assert.Contains(t, banner, "dashboard       http://192.0.2.77:8000/\n")
-	assert.Regexp(t, `on this machine  http://127\.0\.0\.1:\d+/`, banner)
+	assert.Regexp(t, `on this machine  http://127\.0\.0\.1:\d+/\n`, banner)
 	assert.Regexp(t, `base URL        http://127\.0\.0\.1:\d+/api/`, banner, "the SDK on this machine refuses http elsewhere than loopback")
 	assert.NotContains(t, banner, "0.0.0.0")
 	cancel()
