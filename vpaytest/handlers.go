@@ -25,7 +25,21 @@ func (s *Server) routes() http.Handler {
 	mux.HandleFunc("/api/", func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, "NOT_FOUND", "No such endpoint: "+r.Method+" "+r.URL.Path)
 	})
-	return s.middleware(mux)
+	return s.hostGuard(s.middleware(mux))
+}
+
+// hostGuard answers 421 to a request whose Host the emulator does not
+// serve: a page on another site that rebinds its DNS name to this address
+// would otherwise read the pages (their form token included) and drive
+// them.
+func (s *Server) hostGuard(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if !s.allowedHost(r.Host) {
+			http.Error(w, "vpaytest: this sandbox does not serve the host "+strconv.Quote(r.Host)+"; use its own address, or name this one with WithPublicURL (-public-url)", http.StatusMisdirectedRequest)
+			return
+		}
+		next.ServeHTTP(w, r)
+	})
 }
 
 // apiPaths are the paths whose requests Requests counts.
@@ -190,7 +204,7 @@ func (s *Server) handlePay(w http.ResponseWriter, r *http.Request) {
 		"status":         "PENNDING", // sic: the documentation's spelling
 		"message":        "Prompt sent. Waiting for the customer to confirm.",
 		"transaction_id": tx.ID,
-		"merchant":       merchant,
+		"merchant":       s.cfg.merchant,
 		"created_at":     tx.Created.UTC().Format(time.RFC3339),
 	}
 	if tx.PaymentURL != "" {

@@ -5,11 +5,13 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"fmt"
+	"html/template"
 	"log/slog"
 	mrand "math/rand/v2"
 	"net"
 	"net/http"
 	"net/url"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -76,6 +78,12 @@ type Server struct {
 	closed bool    // set by Close under mu: no background work starts after it
 	loss   float64 // share of webhooks lost on purpose (LoseWebhooks)
 
+	pageBase string          // where pages, links and QR codes point: "http://192.0.2.2:8000/"
+	hosts    map[string]bool // the Host names served; others get 421
+	streams  atomic.Int64    // live-update streams open now
+	tmplOnce sync.Once
+	tmpl     *template.Template // the pages with this server's merchant name
+
 	authCalls atomic.Int64
 	throttled atomic.Int64
 }
@@ -96,6 +104,8 @@ type config struct {
 	logger         *slog.Logger
 	manualPayer    bool
 	promptTimeout  time.Duration
+	publicURL      string
+	merchant       string
 }
 
 // DefaultMaxTransactions is how many payments the emulator keeps by
@@ -184,6 +194,23 @@ const DefaultPromptTimeout = 3 * time.Minute
 // before it fails with PAYMENT_TIMEOUT.
 func WithPromptTimeout(d time.Duration) Option { return func(c *config) { c.promptTimeout = d } }
 
+// WithPublicURL sets the address the emulator's pages, payment links,
+// payment_url and QR codes carry, e.g. "http://192.168.1.20:8000/" for a
+// phone on the same network, or a tunnel's https address. Its host is
+// also served (see Start). It must be an absolute http(s) URL with no
+// path beyond "/". Without it, a server bound to all interfaces (0.0.0.0
+// or [::]) uses one of the machine's own addresses, and any other the
+// address it listens on.
+func WithPublicURL(u string) Option { return func(c *config) { c.publicURL = u } }
+
+// DefaultMerchant is the merchant name pages, prompts and webhooks show
+// unless WithMerchant sets one.
+const DefaultMerchant = "VONSUNG"
+
+// WithMerchant sets the merchant name every page, MoMo prompt and webhook
+// shows (default DefaultMerchant), so a rehearsal looks like the shop.
+func WithMerchant(name string) Option { return func(c *config) { c.merchant = name } }
+
 // WithLogger logs each request the emulator serves at debug level.
 func WithLogger(l *slog.Logger) Option { return func(c *config) { c.logger = l } }
 
@@ -197,7 +224,14 @@ func NewServer(opts ...Option) *Server {
 	return s
 }
 
-// Start starts an emulator and returns an error if it cannot listen.
+// Start starts an emulator and returns an error if it cannot listen or an
+// option is invalid.
+//
+// It answers only requests whose Host names it (others get 421
+// Misdirected Request, so a web page using DNS rebinding cannot drive
+// it): loopback names and addresses, the address it is bound to unless
+// that is unspecified, the public URL's host (WithPublicURL), and the
+// machine's own addresses when it is bound to all interfaces.
 func Start(opts ...Option) (*Server, error) {
 	cfg := config{
 		addr:          "127.0.0.1:0",
@@ -213,6 +247,7 @@ func Start(opts ...Option) (*Server, error) {
 		maxTxs:        DefaultMaxTransactions,
 		logger:        slog.New(slog.DiscardHandler),
 		promptTimeout: DefaultPromptTimeout,
+		merchant:      DefaultMerchant,
 	}
 	for _, o := range opts {
 		o(&cfg)
@@ -220,13 +255,51 @@ func Start(opts ...Option) (*Server, error) {
 	if cfg.lifetime <= 0 || cfg.window <= 0 || cfg.plan.PerMinute <= 0 || cfg.hookAttempts <= 0 || cfg.maxTxs <= 0 || cfg.promptTimeout <= 0 {
 		return nil, fmt.Errorf("token lifetime, rate window, PerMinute, webhook attempts, max transactions and prompt timeout must be positive")
 	}
+	if strings.TrimSpace(cfg.merchant) == "" {
+		return nil, fmt.Errorf("merchant name must not be empty")
+	}
+	var public *url.URL
+	if cfg.publicURL != "" {
+		u, err := url.Parse(cfg.publicURL)
+		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Hostname() == "" || strings.Trim(u.Path, "/") != "" || u.RawQuery != "" || u.Fragment != "" {
+			return nil, fmt.Errorf("public URL %q: want an absolute http(s) URL with no path, e.g. http://192.168.1.20:8000/", cfg.publicURL)
+		}
+		u.Path = "/"
+		public = u
+	}
 	ln, err := net.Listen("tcp", cfg.addr)
 	if err != nil {
 		return nil, err
 	}
+	bound := ln.Addr().(*net.TCPAddr)
+	apiHost := ln.Addr().String()
+	if bound.IP.IsUnspecified() {
+		// The SDK on this machine reaches a server bound to all
+		// interfaces on loopback; an http base URL elsewhere is refused.
+		apiHost = net.JoinHostPort("127.0.0.1", strconv.Itoa(bound.Port))
+	}
+	pageBase := "http://" + apiHost + "/"
+	hosts := map[string]bool{"localhost": true}
+	if !bound.IP.IsUnspecified() {
+		hosts[bound.IP.String()] = true
+	} else {
+		own := ownAddresses()
+		for _, ip := range own {
+			hosts[ip.String()] = true
+		}
+		if ip := reachable(own); ip != nil {
+			pageBase = "http://" + net.JoinHostPort(ip.String(), strconv.Itoa(bound.Port)) + "/"
+		}
+	}
+	if public != nil {
+		pageBase = public.String()
+		hosts[strings.ToLower(public.Hostname())] = true
+	}
 	ctx, cancel := context.WithCancel(context.Background())
 	s := &Server{
-		URL:           "http://" + ln.Addr().String() + "/api/",
+		URL:           "http://" + apiHost + "/api/",
+		pageBase:      pageBase,
+		hosts:         hosts,
 		APIUser:       cfg.user,
 		APIKey:        cfg.key,
 		WebhookSecret: cfg.secret,
@@ -281,13 +354,60 @@ func (s *Server) background(f func()) {
 	}()
 }
 
-// root is the emulator's own URL, where its pages are ("http://127.0.0.1:41233/").
-func (s *Server) root() string { return strings.TrimSuffix(s.URL, "api/") }
+// root is where the emulator's pages are, as links and QR codes carry it
+// ("http://127.0.0.1:41233/", or the public URL).
+func (s *Server) root() string { return s.pageBase }
 
 // DashboardURL is the address of the emulator's dashboard: its
 // transactions, their webhook deliveries (with Resend), its payment links
-// and the rate-limit window, in a browser.
+// and the rate-limit window, in a browser. It is on the public URL (see
+// WithPublicURL) when there is one.
 func (s *Server) DashboardURL() string { return s.root() }
+
+// ownAddresses are the machine's interface addresses.
+func ownAddresses() []net.IP {
+	addrs, _ := net.InterfaceAddrs()
+	var ips []net.IP
+	for _, a := range addrs {
+		if n, ok := a.(*net.IPNet); ok {
+			ips = append(ips, n.IP)
+		}
+	}
+	return ips
+}
+
+// reachable picks the address another device on the network would use:
+// the first IPv4 that is neither loopback nor link-local, else such an
+// IPv6; nil when the machine has none.
+func reachable(ips []net.IP) net.IP {
+	var v6 net.IP
+	for _, ip := range ips {
+		if ip.IsLoopback() || ip.IsLinkLocalUnicast() || ip.IsUnspecified() || ip.IsMulticast() {
+			continue
+		}
+		if ip.To4() != nil {
+			return ip
+		}
+		if v6 == nil {
+			v6 = ip
+		}
+	}
+	return v6
+}
+
+// allowedHost reports whether the emulator serves requests whose Host
+// header is host (with or without a port).
+func (s *Server) allowedHost(host string) bool {
+	name := host
+	if h, _, err := net.SplitHostPort(host); err == nil {
+		name = h
+	}
+	name = strings.ToLower(strings.TrimSuffix(strings.Trim(name, "[]"), "."))
+	if ip := net.ParseIP(name); ip != nil {
+		return ip.IsLoopback() || s.hosts[ip.String()]
+	}
+	return s.hosts[name]
+}
 
 // PhoneURL is the page of a payer's phone: the MoMo prompts waiting for
 // the number, with Approve and Decline (see WithManualPayer).

@@ -15,8 +15,6 @@ import (
 	"github.com/vonsung/vpay-go/webhook"
 )
 
-const merchant = "VONSUNG"
-
 // kigali is Rwanda's time zone, in which the API writes transaction_date.
 var kigali = time.FixedZone("CAT", 2*60*60)
 
@@ -317,7 +315,13 @@ func (s *Server) deliver(id, url string) {
 	if view == nil {
 		return
 	}
-	view["event"] = "payment." + strings.ToLower(view["status"].(string))
+	s.mu.Lock()
+	if tx := s.txs[id]; tx != nil {
+		// The canonical status names the event: the body's status keeps
+		// the API's "PENNDING" spelling, the event type does not.
+		view["event"] = "payment." + strings.ToLower(tx.Status)
+	}
+	s.mu.Unlock()
 	body, _ := json.Marshal(view)
 	sig := webhook.Sign(body, s.WebhookSecret)
 	backoff := s.cfg.hookBackoff
@@ -402,7 +406,7 @@ func (s *Server) view(id string) map[string]any {
 		"payment_method": tx.Method,
 		"mode":           "sandbox",
 		"transaction_id": tx.ID,
-		"merchant":       merchant,
+		"merchant":       s.cfg.merchant,
 		"external_id":    tx.Reference,
 		"created_at":     tx.Created.UTC().Format(time.RFC3339),
 	}
@@ -435,7 +439,7 @@ func (s *Server) Transactions() []vpay.Transaction {
 			TransactionID: tx.ID, Reference: tx.Reference, Status: vpay.Status(tx.Status),
 			Amount: tx.Amount, Currency: tx.Currency, PayerName: tx.PayerName, PayerEmail: tx.PayerEmail,
 			PayerPhone: tx.Phone, Method: vpay.PaymentMethod(tx.Method), Mode: vpay.ModeSandbox,
-			Merchant: merchant, Message: tx.Message, FailureCode: vpay.ErrorCode(tx.FailureCode),
+			Merchant: s.cfg.merchant, Message: tx.Message, FailureCode: vpay.ErrorCode(tx.FailureCode),
 			TransactionDate: tx.Completed, CreatedAt: tx.Created, Metadata: maps.Clone(tx.Metadata),
 		})
 	}

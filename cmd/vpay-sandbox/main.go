@@ -14,14 +14,12 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"log/slog"
 	"os"
 	"os/signal"
 	"strings"
 	"syscall"
-	"time"
 
-	"github.com/vonsung/vpay-go"
+	"github.com/vonsung/vpay-go/internal/sandboxflags"
 	"github.com/vonsung/vpay-go/vpaytest"
 )
 
@@ -41,43 +39,13 @@ func main() {
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("vpay-sandbox", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	addr := fs.String("addr", "127.0.0.1:8000", "address to listen on")
-	user := fs.String("user", "vpay_sandbox_demo", "apiUser to accept (empty: random)")
-	key := fs.String("key", "sk_sandbox_demo", "apiKey to accept (empty: random)")
-	secret := fs.String("secret", "whsec_sandbox_demo", "webhook secret to sign with (empty: random)")
-	delay := fs.Duration("delay", 2*time.Second, "how long a payment stays pending")
-	lifetime := fs.Duration("token-lifetime", vpaytest.DefaultTokenLifetime, "access token lifetime")
-	plan := fs.String("plan", "", `rate-limit plan: "starter", "growth", or empty for no practical limit`)
-	verbose := fs.Bool("v", false, "log every request with its status code")
-	hookURL := fs.String("webhook-url", "", "also send every webhook here, as the dashboard's webhook URL does")
-	manual := fs.Bool("manual", false, "payments wait for you: approve MoMo prompts on the phone page, pay cards on the checkout page")
-	promptTimeout := fs.Duration("prompt-timeout", vpaytest.DefaultPromptTimeout, "how long a payment that waits for its payer stays pending")
+	set := sandboxflags.Register(fs)
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
-
-	opts := []vpaytest.Option{
-		vpaytest.WithAddr(*addr),
-		vpaytest.WithCredentials(*user, *key, *secret),
-		vpaytest.WithPaymentDelay(*delay),
-		vpaytest.WithTokenLifetime(*lifetime),
-		vpaytest.WithWebhookURL(*hookURL),
-		vpaytest.WithPromptTimeout(*promptTimeout),
-	}
-	if *manual {
-		opts = append(opts, vpaytest.WithManualPayer())
-	}
-	switch strings.ToLower(*plan) {
-	case "":
-	case "starter":
-		opts = append(opts, vpaytest.WithPlan(vpay.PlanStarter))
-	case "growth":
-		opts = append(opts, vpaytest.WithPlan(vpay.PlanGrowth))
-	default:
-		return fmt.Errorf("unknown plan %q", *plan)
-	}
-	if *verbose {
-		opts = append(opts, vpaytest.WithLogger(slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))))
+	opts, err := set.Options(stderr)
+	if err != nil {
+		return err
 	}
 	s, err := vpaytest.Start(opts...)
 	if err != nil {
@@ -87,7 +55,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 
 	fmt.Fprintf(stdout, `V-Pay sandbox emulator listening.
 
-  dashboard       %s
+  dashboard       %s%s
   base URL        %s
   apiUser         %s
   apiKey          %s
@@ -100,10 +68,10 @@ Phone numbers: %s and %s succeed; %s insufficient funds,
 %s timeout, %s cancelled, %s NETWORK_ERROR.
 Test cards on checkout pages: %s succeeds, %s is declined.
 The payer's phone: %sphone/<number>%s.
-`, s.DashboardURL(), s.URL, s.APIUser, s.APIKey, s.WebhookSecret, s.URL, s.APIUser, s.APIKey,
+`, s.DashboardURL(), sameMachine(s), s.URL, s.APIUser, s.APIKey, s.WebhookSecret, s.URL, s.APIUser, s.APIKey,
 		vpaytest.PhoneSuccess, vpaytest.PhoneSuccessAlt, vpaytest.PhoneInsufficientFunds,
 		vpaytest.PhoneTimeout, vpaytest.PhoneCancelled, vpaytest.PhoneNetworkError,
-		vpaytest.CardSuccess, vpaytest.CardDeclined, s.DashboardURL(), manualNote(*manual))
+		vpaytest.CardSuccess, vpaytest.CardDeclined, s.DashboardURL(), manualNote(set.Manual))
 	<-ctx.Done()
 	return nil
 }
@@ -113,4 +81,14 @@ func manualNote(manual bool) string {
 		return " (payments wait for you there: -manual)"
 	}
 	return " (with -manual, payments wait for you there)"
+}
+
+// sameMachine names the loopback dashboard too when the pages are on
+// another address (a LAN address or -public-url).
+func sameMachine(s *vpaytest.Server) string {
+	local := strings.TrimSuffix(s.URL, "api/")
+	if local == s.DashboardURL() {
+		return ""
+	}
+	return "\n  on this machine  " + local
 }

@@ -64,7 +64,12 @@ func TestHelpExitsZeroAndVerboseLogsStatus(t *testing.T) {
 	bin := filepath.Join(t.TempDir(), "vpay-sandbox")
 	out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput()
 	require.NoError(t, err, "%s", out)
-	out, err = exec.Command(bin, "-h").CombinedOutput()
+	// A -h that served instead of printing help must fail the test, not
+	// hang it.
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	out, err = exec.CommandContext(ctx, bin, "-h").CombinedOutput()
+	require.NoError(t, ctx.Err(), "-h printed its help and exited")
 	require.NoError(t, err, "-h is not an error")
 	assert.Contains(t, string(out), "-webhook-url")
 
@@ -134,6 +139,22 @@ func TestManualFlagMakesPaymentsWaitForAPerson(t *testing.T) {
 	body, _ := io.ReadAll(resp.Body)
 	resp.Body.Close()
 	assert.Contains(t, string(body), p.TransactionID, "the prompt waits on the phone page")
+	cancel()
+	require.NoError(t, recv(t, done, "the sandbox to stop"))
+}
+
+func TestOnAllInterfacesItPrintsAddressesAPhoneCanOpen(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	out := make(syncWriter, 1)
+	done := make(chan error, 1)
+	go func() {
+		done <- run(ctx, []string{"-addr", "0.0.0.0:0", "-merchant", "Huye Coffee", "-public-url", "http://192.0.2.77:8000/"}, out, io.Discard)
+	}()
+	banner := string(recv(t, out, "the banner"))
+	assert.Contains(t, banner, "dashboard       http://192.0.2.77:8000/\n")
+	assert.Regexp(t, `on this machine  http://127\.0\.0\.1:\d+/\n`, banner)
+	assert.Regexp(t, `base URL        http://127\.0\.0\.1:\d+/api/`, banner, "the SDK on this machine refuses http elsewhere than loopback")
+	assert.NotContains(t, banner, "0.0.0.0")
 	cancel()
 	require.NoError(t, recv(t, done, "the sandbox to stop"))
 }

@@ -13,6 +13,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -36,7 +37,19 @@ type journalEntry struct {
 	Status        string    `json:"status,omitempty"`
 	Forwarded     int       `json:"forwarded_status,omitempty"` // the merchant's answer, 0 when not forwarded
 	ForwardError  string    `json:"forward_error,omitempty"`
-	Body          string    `json:"body"`
+	// Body is the body as text, for reading; invalid UTF-8 in it is
+	// replaced. RawBody is the exact bytes, which resend sends.
+	Body    string `json:"body"`
+	RawBody []byte `json:"body_base64,omitempty"`
+}
+
+// bytes is the delivery's exact body: RawBody, or Body in journals
+// written before RawBody existed.
+func (en *journalEntry) bytes() []byte {
+	if en.RawBody != nil {
+		return en.RawBody
+	}
+	return []byte(en.Body)
 }
 
 func listenCmd(e *env) *cobra.Command {
@@ -44,7 +57,10 @@ func listenCmd(e *env) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "listen",
 		Short: "Receive webhooks locally: verify, print, forward and journal every delivery",
-		Args:  args(0),
+		Example: `  export VPAY_WEBHOOK_SECRET=whsec_sandbox_demo     # what "vpay sandbox" prints
+  vpay listen --forward-to http://localhost:3000/webhooks/vpay --journal deliveries.jsonl
+  vpay listen --addr 0.0.0.0:4242 --json`,
+		Args: args(0),
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			secret, err := e.secret()
 			if err != nil {
@@ -105,7 +121,7 @@ func (l *listener) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	sig := r.Header.Get(webhook.SignatureHeader)
-	en := journalEntry{ReceivedAt: time.Now().UTC(), Path: r.URL.Path, Signature: sig, Body: string(body)}
+	en := journalEntry{ReceivedAt: time.Now().UTC(), Path: r.URL.Path, Signature: sig, Body: string(body), RawBody: body}
 	en.Verified = webhook.Verify(body, sig, l.secret) == nil
 	if ev, err := vpay.ParseEvent(body); err == nil {
 		en.Event, en.TransactionID, en.Reference = string(ev.Type), ev.Transaction.TransactionID, ev.Transaction.Reference
@@ -117,11 +133,18 @@ func (l *listener) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		answer = http.StatusUnauthorized // shown, never forwarded
 	case l.forward != "":
 		en.Forwarded, err = l.pass(r.Context(), body, sig)
-		if err != nil {
+		switch {
+		case err != nil:
 			en.ForwardError = err.Error()
 			answer = http.StatusBadGateway
-		} else {
+		case en.Forwarded >= 200 && en.Forwarded < 300:
+			answer = en.Forwarded
+		case en.Forwarded >= 400:
 			answer = en.Forwarded // V-Pay retries what the merchant refused
+		default:
+			// Anything else (a redirect, a 1xx) is no acceptance either;
+			// V-Pay must retry, whatever it makes of a 3xx.
+			answer = http.StatusBadGateway
 		}
 	}
 	l.record(en)
@@ -152,21 +175,37 @@ func (l *listener) record(en journalEntry) {
 		b, _ := json.Marshal(en)
 		_, _ = l.journal.Write(append(b, '\n'))
 	}
-	l.e.emit(en, func(w io.Writer) {
-		mark := l.e.colour("32", "signature ok")
-		if !en.Verified {
-			mark = l.e.colour("31", "BAD SIGNATURE (not forwarded)")
-		}
-		fmt.Fprintf(w, "%s  %s  %s  %s  ref %s  %d RWF  %s  [%s]", en.ReceivedAt.Local().Format("15:04:05"), en.Path,
-			en.Event, en.TransactionID, en.Reference, en.Amount, en.Status, mark)
-		switch {
-		case en.ForwardError != "":
-			fmt.Fprintf(w, "  -> forward failed: %s", en.ForwardError)
-		case en.Forwarded != 0:
-			fmt.Fprintf(w, "  -> %d", en.Forwarded)
-		}
-		fmt.Fprintln(w)
-	})
+	// Whatever a sender put in a delivery reaches the terminal escaped:
+	// an unsigned POST must not clear it, retitle it or plant links.
+	if l.e.json {
+		b, _ := json.Marshal(en)
+		fmt.Fprintln(l.e.stdout, escapeJSON(b))
+		return
+	}
+	mark := l.e.colour("32", "signature ok")
+	if !en.Verified {
+		mark = l.e.colour("31", "BAD SIGNATURE (not forwarded)")
+	}
+	w := l.e.stdout
+	fmt.Fprintf(w, "%s  %s  %s  %s  ref %s  %d RWF  %s  [%s]", en.ReceivedAt.Local().Format("15:04:05"), escape(en.Path),
+		escape(en.Event), escape(en.TransactionID), escape(en.Reference), en.Amount, escape(en.Status), mark)
+	switch {
+	case en.ForwardError != "":
+		fmt.Fprintf(w, "  -> forward failed: %s", escape(en.ForwardError))
+	case en.Forwarded != 0:
+		fmt.Fprintf(w, "  -> %d", en.Forwarded)
+	}
+	fmt.Fprintln(w)
+}
+
+// eventNames are the events trigger sends, in a stable order.
+func eventNames() []string {
+	names := make([]string, 0, len(eventStatus))
+	for ev := range eventStatus {
+		names = append(names, string(ev))
+	}
+	slices.Sort(names)
+	return names
 }
 
 // eventStatus is the status a synthetic event carries.
@@ -181,7 +220,15 @@ func triggerCmd(e *env) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "trigger EVENT --to URL",
 		Short: "Send a correctly signed synthetic delivery (payment.successful, payment.failed, ...) to an endpoint",
-		Args:  args(1),
+		Example: `  vpay trigger payment.successful --to http://localhost:3000/webhooks/vpay
+  vpay trigger payment.failed --to http://localhost:4242/ --reference order-42 --amount 1500`,
+		Args: args(1),
+		ValidArgsFunction: func(_ *cobra.Command, a []string, _ string) ([]cobra.Completion, cobra.ShellCompDirective) {
+			if len(a) > 0 {
+				return nil, cobra.ShellCompDirectiveNoFileComp
+			}
+			return eventNames(), cobra.ShellCompDirectiveNoFileComp
+		},
 		RunE: func(cmd *cobra.Command, a []string) error {
 			secret, err := e.secret()
 			if err != nil {
@@ -190,7 +237,7 @@ func triggerCmd(e *env) *cobra.Command {
 			ev := vpay.EventType(strings.ToLower(a[0]))
 			status, ok := eventStatus[ev]
 			if !ok {
-				return usageError("unknown event %q; one of payment.successful, payment.failed, payment.cancelled, payment.refunded, payment.disputed, payment.pending", a[0])
+				return usageError("unknown event %q; one of %s", a[0], strings.Join(eventNames(), ", "))
 			}
 			if to == "" {
 				return usageError("--to is required")
@@ -221,7 +268,9 @@ func resendCmd(e *env) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "resend --journal FILE --to URL",
 		Short: "Send a delivery recorded by listen again, byte for byte, with its signature",
-		Args:  args(0),
+		Example: `  vpay resend --journal deliveries.jsonl --to http://localhost:3000/webhooks/vpay            # the last one
+  vpay resend --journal deliveries.jsonl --line 3 --to http://localhost:3000/webhooks/vpay`,
+		Args: args(0),
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if journal == "" || to == "" {
 				return usageError("--journal and --to are required")
@@ -230,7 +279,7 @@ func resendCmd(e *env) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			return send(cmd.Context(), e, to, []byte(en.Body), en.Signature)
+			return send(cmd.Context(), e, to, en.bytes(), en.Signature)
 		},
 	}
 	cmd.Flags().StringVar(&journal, "journal", "", "the journal listen wrote")
@@ -276,7 +325,7 @@ func send(ctx context.Context, e *env, to string, body []byte, sig string) error
 	req.Header.Set("Content-Type", "application/json")
 	req.Header.Set(webhook.SignatureHeader, sig)
 	req.Header.Set("User-Agent", "vpay-cli/"+vpay.Version)
-	resp, err := (&http.Client{Timeout: 30 * time.Second}).Do(req)
+	resp, err := (&http.Client{Timeout: 30 * time.Second, CheckRedirect: refuseRedirects}).Do(req)
 	if err != nil {
 		return &exitError{exitAPI, err}
 	}

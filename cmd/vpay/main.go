@@ -11,17 +11,19 @@
 // successful); 1 the payment ended in another final status, or reconcile
 // found mismatches; 2 usage or configuration error; 3 API error; 4 timed
 // out while still pending; 5 outcome unknown (the request may have created
-// a payment).
+// a payment, interrupted or not); 130 interrupted (Ctrl-C), except listen
+// and sandbox, which are stopped that way and exit 0.
 package main
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"os"
 	"os/signal"
-	"strings"
+	"slices"
 	"syscall"
 
 	"github.com/vonsung/vpay-go"
@@ -36,6 +38,8 @@ const (
 	exitTimeout    = 4
 	exitUnknown    = 5
 	exitMismatches = 1
+	// exitInterrupted is the shell's 128 + SIGINT.
+	exitInterrupted = 130
 )
 
 // exitError carries the exit code a command's failure maps to.
@@ -76,22 +80,38 @@ func main() {
 }
 
 // run is the whole program, for tests: args without the program name.
+// ctx ends when the person interrupts (Ctrl-C).
 func run(ctx context.Context, args []string, stdout, stderr io.Writer, getenv func(string) string) int {
-	root := newRoot(&env{stdout: stdout, stderr: stderr, getenv: getenv})
+	e := &env{stdout: stdout, stderr: stderr, getenv: getenv}
+	root := newRoot(e)
+	root.InitDefaultCompletionCmd()
+	completionExamples(root)
+	ran := strictTree(root, e)
 	root.SetArgs(args)
 	root.SetOut(stdout)
 	root.SetErr(stderr)
 	err := root.ExecuteContext(ctx)
-	if err != nil {
-		code := exitCode(err)
-		if code != exitNotPaid {
-			msg := err.Error()
-			if !strings.HasPrefix(msg, "vpay: ") {
-				msg = "vpay: " + msg
-			}
-			fmt.Fprintln(stderr, msg)
-		}
-		return code
+	if err == nil {
+		return exitOK
 	}
-	return exitOK
+	if e.redirects != nil {
+		err = e.redirects.explain(err, e.baseURL())
+	}
+	code := exitCode(err)
+	if !*ran {
+		// Refused before any command ran: cobra's unknown command,
+		// missing required flag or bad arguments.
+		code = exitUsage
+	}
+	if ctx.Err() != nil && code != exitUnknown {
+		// Interrupted; an unknown outcome still says 5, which matters more.
+		code = exitInterrupted
+	}
+	if e.json || slices.Contains(args, "--json") {
+		b, _ := json.Marshal(map[string]any{"error": map[string]any{"code": errorCode(err, code), "message": message(err), "exit_code": code}})
+		fmt.Fprintln(stderr, string(b))
+	} else if code != exitNotPaid {
+		fmt.Fprintln(stderr, "vpay: "+message(err))
+	}
+	return code
 }

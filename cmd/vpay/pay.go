@@ -51,7 +51,10 @@ func payCmd(e *env) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "pay --amount N --phone P",
 		Short: "Start a payment (and with --wait, follow it to its final status)",
-		Args:  args(0),
+		Example: `  vpay pay --amount 1500 --phone 0780000000 --reference order-42
+  vpay pay --amount 1500 --phone 0780000000 --wait --timeout 5m
+  vpay pay --amount 25000 --method card --description "Order 42" --json`,
+		Args: args(0),
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			req.Method = vpay.PaymentMethod(method)
 			if err := req.Validate(); err != nil {
@@ -80,7 +83,7 @@ func payCmd(e *env) *cobra.Command {
 				return nil
 			}
 			if !e.json {
-				fmt.Fprintf(e.stdout, "Payment %s for %s started; waiting for the payer (MoMo prompt: 3 minutes)\n", p.TransactionID, p.Reference)
+				fmt.Fprintf(e.stdout, "Payment %s for %s started; waiting up to %s for the payer (a MoMo prompt lasts 3 minutes)\n", p.TransactionID, p.Reference, timeout)
 			}
 			return follow(cmd.Context(), e, c, p.TransactionID, timeout, interval)
 		},
@@ -97,14 +100,24 @@ func payCmd(e *env) *cobra.Command {
 	f.DurationVar(&interval, "interval", 2*time.Second, "with --wait: first interval between status checks")
 	_ = f.MarkHidden("interval")
 	_ = cmd.MarkFlagRequired("amount")
+	_ = cmd.RegisterFlagCompletionFunc("method", fixedValues("mtnrw\tMTN MoMo prompt", "card\tcheckout page, cards", "all\tcheckout page, cards and MoMo"))
 	return cmd
+}
+
+// fixedValues completes a flag from a fixed list ("value\tdescription").
+func fixedValues(values ...string) cobra.CompletionFunc {
+	return func(*cobra.Command, []string, string) ([]cobra.Completion, cobra.ShellCompDirective) {
+		return values, cobra.ShellCompDirectiveNoFileComp
+	}
 }
 
 func statusCmd(e *env) *cobra.Command {
 	return &cobra.Command{
 		Use:   "status TRANSACTION_ID",
 		Short: "Print a transaction's status",
-		Args:  args(1),
+		Example: `  vpay status VP12345678
+  vpay status VP12345678 --json | jq -r .status`,
+		Args: args(1),
 		RunE: func(cmd *cobra.Command, a []string) error {
 			c, err := e.client()
 			if err != nil {
@@ -125,7 +138,9 @@ func waitCmd(e *env) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "wait TRANSACTION_ID",
 		Short: "Follow a transaction until its final status (exit 0 only if successful)",
-		Args:  args(1),
+		Example: `  vpay wait VP12345678
+  vpay wait VP12345678 --timeout 10m && echo paid`,
+		Args: args(1),
 		RunE: func(cmd *cobra.Command, a []string) error {
 			c, err := e.client()
 			if err != nil {
@@ -152,16 +167,22 @@ func printTx(e *env, w io.Writer, t *vpay.Transaction) {
 	if t.Amount != 0 {
 		fmt.Fprintf(w, "  %d %s", t.Amount, t.Currency)
 	}
-	if t.FailureCode != "" {
+	switch {
+	case t.Status == vpay.StatusSuccessful || !t.Status.Final():
+	case t.FailureCode != "" && t.Message != "":
+		fmt.Fprintf(w, "  (%s: %s)", t.FailureCode, t.Message)
+	case t.FailureCode != "":
 		fmt.Fprintf(w, "  (%s)", t.FailureCode)
+	case t.Message != "":
+		fmt.Fprintf(w, "  (%s)", t.Message) // a cancelled payment has a reason and no code
 	}
 	fmt.Fprintln(w)
 }
 
 // follow polls a transaction until it is final, printing each change with
-// the time elapsed against the MoMo prompt's three minutes.
-func follow(ctx context.Context, e *env, c *vpay.Client, id string, timeout, interval time.Duration) error {
-	ctx, cancel := context.WithTimeout(ctx, timeout)
+// the time elapsed against the --timeout it has.
+func follow(parent context.Context, e *env, c *vpay.Client, id string, timeout, interval time.Duration) error {
+	ctx, cancel := context.WithTimeout(parent, timeout)
 	defer cancel()
 	start := time.Now()
 	var last *vpay.Transaction
@@ -172,7 +193,7 @@ func follow(ctx context.Context, e *env, c *vpay.Client, id string, timeout, int
 			if last == nil || t.Status != last.Status {
 				elapsed := time.Since(start).Round(time.Second)
 				e.emit(map[string]any{"elapsed_seconds": int(elapsed.Seconds()), "transaction": fromTx(t)}, func(w io.Writer) {
-					fmt.Fprintf(w, "[%s of 3m0s] ", elapsed)
+					fmt.Fprintf(w, "[%s of %s] ", elapsed, timeout)
 					printTx(e, w, t)
 				})
 			}
@@ -189,6 +210,9 @@ func follow(ctx context.Context, e *env, c *vpay.Client, id string, timeout, int
 		}
 		select {
 		case <-ctx.Done():
+			if parent.Err() != nil {
+				return fmt.Errorf("interrupted while following %s (still %s); follow it again with: vpay wait %s", id, statusOf(last), id)
+			}
 			if last != nil {
 				return &exitError{exitTimeout, fmt.Errorf("payment %s still %s after %s", id, last.Status, timeout)}
 			}
@@ -197,4 +221,11 @@ func follow(ctx context.Context, e *env, c *vpay.Client, id string, timeout, int
 			interval = min(interval*3/2, 15*time.Second)
 		}
 	}
+}
+
+func statusOf(t *vpay.Transaction) string {
+	if t == nil {
+		return "unknown"
+	}
+	return string(t.Status)
 }

@@ -26,14 +26,19 @@ type checkpoint struct {
 func reconcileCmd(e *env) *cobra.Command {
 	var out, cpFile string
 	cmd := &cobra.Command{
-		Use:   "reconcile FILE.csv",
+		Use: "reconcile FILE.csv",
+		Example: `  vpay reconcile payments.csv                       # writes payments.reconciled.csv
+  vpay reconcile export.csv --out checked.csv --json`,
 		Short: "Check every transaction of a CSV (transaction_id, optional reference and amount) and report mismatches",
 		Long: `reconcile reads a CSV whose header names a transaction_id column (and
 optionally reference and amount, the amount you expect), checks each
 transaction's status as background work (at most half of each rate-limit
 window, never a 429), and writes each row's status and mismatch to --out.
 It resumes where it stopped from its checkpoint file. Exit 1 when any row
-does not match (not successful, another amount or reference, not found).`,
+does not match (not successful, another amount or reference, not found,
+a transaction id claimed by two rows). A UTF-8 byte-order mark (Excel's
+"CSV UTF-8") is accepted; output cells that a spreadsheet would run as a
+formula (starting with = + - @, tab or CR) are written with a leading '.`,
 		Args: args(1),
 		RunE: func(cmd *cobra.Command, a []string) error {
 			c, err := e.client()
@@ -59,6 +64,16 @@ func reconcile(ctx context.Context, e *env, c *vpay.Client, in, out, cpFile stri
 	if err != nil {
 		return err
 	}
+	// Every row's line in the file, by transaction id: one payment claimed
+	// by two orders is a mismatch, wherever the rows are and however
+	// often the run resumed.
+	claims := map[string][]int{}
+	for i, row := range rows {
+		if id := field(row, cols, "transaction_id"); id != "" {
+			claims[id] = append(claims[id], i+2)
+		}
+	}
+	drawProgress := !e.json && isTerminal(e.stderr)
 	var cp checkpoint
 	if b, err := os.ReadFile(cpFile); err == nil {
 		if err := json.Unmarshal(b, &cp); err != nil || cp.Done > len(rows) {
@@ -76,7 +91,7 @@ func reconcile(ctx context.Context, e *env, c *vpay.Client, in, out, cpFile stri
 	defer f.Close()
 	w := csv.NewWriter(f)
 	if cp.Done == 0 {
-		_ = w.Write([]string{"transaction_id", "reference", "expected_amount", "status", "amount", "mismatch"})
+		_ = w.Write(neutralise([]string{"transaction_id", "reference", "expected_amount", "status", "amount", "mismatch"}))
 	}
 	bg := vpay.WithLowPriority(ctx)
 	for i := cp.Done; i < len(rows); i++ {
@@ -87,9 +102,12 @@ func reconcile(ctx context.Context, e *env, c *vpay.Client, in, out, cpFile stri
 			t, err = c.Status(bg, id)
 			var ae *vpay.Error
 			if errors.Is(err, vpay.ErrRateLimited) && errors.As(err, &ae) && ctx.Err() == nil {
-				// Past background work's share: wait for the next window.
+				// Past background work's share: wait for the next window,
+				// and say so rather than go silent.
+				wait := max(time.Until(ae.RateLimit.Reset), 50*time.Millisecond)
+				waiting(e, wait, drawProgress)
 				select {
-				case <-time.After(max(time.Until(ae.RateLimit.Reset), 50*time.Millisecond)):
+				case <-time.After(wait):
 					continue
 				case <-ctx.Done():
 				}
@@ -119,8 +137,11 @@ func reconcile(ctx context.Context, e *env, c *vpay.Client, in, out, cpFile stri
 			}
 			mismatch = strings.Join(problems, "; ")
 		}
+		if others := otherLines(claims[id], i+2); others != "" {
+			mismatch = strings.TrimPrefix(mismatch+"; transaction id also claimed by line "+others, "; ")
+		}
 		rec[5] = mismatch
-		_ = w.Write(rec)
+		_ = w.Write(neutralise(rec))
 		w.Flush()
 		if err := w.Error(); err != nil {
 			return &exitError{exitUsage, err}
@@ -133,9 +154,13 @@ func reconcile(ctx context.Context, e *env, c *vpay.Client, in, out, cpFile stri
 		if err := os.WriteFile(cpFile, b, 0o644); err != nil {
 			return &exitError{exitUsage, err}
 		}
-		progress(e.stderr, cp.Done, len(rows))
+		if drawProgress {
+			progress(e.stderr, cp.Done, len(rows))
+		}
 	}
-	fmt.Fprintln(e.stderr)
+	if drawProgress {
+		fmt.Fprintln(e.stderr)
+	}
 	_ = os.Remove(cpFile) // finished: the next run starts afresh
 	e.emit(map[string]any{"rows": len(rows), "mismatches": cp.Mismatches, "out": out}, func(w io.Writer) {
 		fmt.Fprintf(w, "%d transactions checked, %d mismatches; written to %s\n", len(rows), cp.Mismatches, out)
@@ -158,6 +183,8 @@ func readCSV(path string) ([][]string, map[string]int, error) {
 	if err != nil || len(all) == 0 {
 		return nil, nil, usageError("%s: not a CSV with a header: %v", path, err)
 	}
+	// Excel's "CSV UTF-8" starts the file with a byte-order mark.
+	all[0][0] = strings.TrimPrefix(all[0][0], "\ufeff")
 	cols := map[string]int{}
 	for i, h := range all[0] {
 		cols[strings.ToLower(strings.TrimSpace(h))] = i
@@ -179,4 +206,41 @@ func progress(w io.Writer, done, total int) {
 	const width = 30
 	n := width * done / max(total, 1)
 	fmt.Fprintf(w, "\r[%s%s] %d/%d", strings.Repeat("#", n), strings.Repeat(" ", width-n), done, total)
+}
+
+// otherLines lists the lines in lines other than own ("" when none).
+func otherLines(lines []int, own int) string {
+	var others []string
+	for _, l := range lines {
+		if l != own {
+			others = append(others, strconv.Itoa(l))
+		}
+	}
+	return strings.Join(others, ", ")
+}
+
+// neutralise keeps a spreadsheet from running a cell as a formula: a cell
+// starting with = + - @, tab or CR gets a leading ' (OWASP's advice for
+// CSV injection). The CSV writer quotes what needs quoting.
+func neutralise(rec []string) []string {
+	for i, c := range rec {
+		if c != "" && strings.ContainsRune("=+-@\t\r", rune(c[0])) {
+			rec[i] = "'" + c
+		}
+	}
+	return rec
+}
+
+// waiting says that reconcile waits for the rate-limit window, and how
+// long: on stderr, as text, or as a JSON line under --json.
+func waiting(e *env, d time.Duration, progressDrawn bool) {
+	if e.json {
+		b, _ := json.Marshal(map[string]any{"waiting_seconds": d.Seconds(), "reason": "rate_limit_window"})
+		fmt.Fprintln(e.stderr, string(b))
+		return
+	}
+	if progressDrawn {
+		fmt.Fprintln(e.stderr)
+	}
+	fmt.Fprintf(e.stderr, "waiting %s for the next rate-limit window (reconcile uses at most half of each, so your live payments keep the rest)\n", d.Round(time.Millisecond))
 }

@@ -1,9 +1,11 @@
 package main
 
 import (
+	"crypto/tls"
 	"encoding/json"
 	"fmt"
 	"io"
+	"net/http"
 	"os"
 
 	"github.com/spf13/cobra"
@@ -17,6 +19,7 @@ type env struct {
 	stdout, stderr io.Writer
 	getenv         func(string) string
 	json           bool
+	redirects      *redirectSeen // where the API's redirects pointed, once a client exists
 }
 
 func newRoot(e *env) *cobra.Command {
@@ -28,6 +31,9 @@ func newRoot(e *env) *cobra.Command {
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
+	root.Example = `  vpay sandbox                  # in another terminal: a local V-Pay, and the export lines to use it
+  vpay pay --amount 1500 --phone 0780000000 --wait
+  vpay help pay`
 	root.PersistentFlags().BoolVar(&e.json, "json", false, "print JSON (one document, or JSON lines for streams) instead of text")
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return &exitError{exitUsage, err} })
 	root.AddCommand(payCmd(e), statusCmd(e), waitCmd(e), linkCmd(e), listenCmd(e), triggerCmd(e), resendCmd(e), reconcileCmd(e), sandboxCmd(e))
@@ -45,7 +51,9 @@ Run "vpay sandbox" for a local emulator and the export lines to use it.
 Exit codes: 0 success (pay --wait, wait: the payment ended successful);
 1 it ended in another final status, or reconcile found mismatches;
 2 usage or configuration error; 3 API error; 4 timed out still pending;
-5 outcome unknown (the request may have created a payment).`
+5 outcome unknown (the request may have created a payment);
+130 interrupted (Ctrl-C), but 5 when a payment's outcome is unknown,
+and 0 for listen and sandbox, which are stopped that way.`
 
 // args makes cobra's argument-count errors usage errors (exit 2).
 func args(n int) cobra.PositionalArgs {
@@ -69,7 +77,14 @@ func (e *env) client(opts ...vpay.Option) (*vpay.Client, error) {
 	if u := e.getenv("VPAY_BASE_URL"); u != "" {
 		opts = append([]vpay.Option{vpay.WithBaseURL(u)}, opts...)
 	}
-	opts = append([]vpay.Option{vpay.WithUserAgent("vpay-cli/" + vpay.Version)}, opts...)
+	// The SDK never follows a redirect; this transport remembers where it
+	// pointed, so the error can say.
+	tr := http.DefaultTransport.(*http.Transport).Clone()
+	tr.TLSClientConfig = &tls.Config{MinVersion: tls.VersionTLS12}
+	tr.ResponseHeaderTimeout = vpay.DefaultTimeout
+	e.redirects = &redirectSeen{next: tr, to: make(chan string, 1)}
+	opts = append([]vpay.Option{vpay.WithUserAgent("vpay-cli/" + vpay.Version),
+		vpay.WithHTTPClient(&http.Client{Timeout: vpay.DefaultTimeout, Transport: e.redirects})}, opts...)
 	c, err := vpay.NewClient(user, key, opts...)
 	if err != nil {
 		return nil, &exitError{exitUsage, err}
@@ -81,7 +96,8 @@ func (e *env) client(opts ...vpay.Option) (*vpay.Client, error) {
 func (e *env) secret() (string, error) {
 	s := e.getenv("VPAY_WEBHOOK_SECRET")
 	if s == "" {
-		return "", usageError("VPAY_WEBHOOK_SECRET is not set")
+		return "", usageError("VPAY_WEBHOOK_SECRET is not set: export VPAY_WEBHOOK_SECRET=<the webhook secret of your V-Pay dashboard>, " +
+			"or, against the sandbox, the secret \"vpay sandbox\" prints (export VPAY_WEBHOOK_SECRET=whsec_sandbox_demo)")
 	}
 	return s, nil
 }
@@ -99,12 +115,18 @@ func (e *env) emit(v any, text func(w io.Writer)) {
 // colour wraps s in an ANSI colour when stdout is a terminal and NO_COLOR
 // is unset.
 func (e *env) colour(code, s string) string {
-	f, ok := e.stdout.(*os.File)
-	if !ok || e.getenv("NO_COLOR") != "" {
-		return s
-	}
-	if fi, err := f.Stat(); err != nil || fi.Mode()&os.ModeCharDevice == 0 {
+	if !isTerminal(e.stdout) || e.getenv("NO_COLOR") != "" {
 		return s
 	}
 	return "\x1b[" + code + "m" + s + "\x1b[0m"
+}
+
+// isTerminal reports whether w is a terminal (a character device).
+func isTerminal(w io.Writer) bool {
+	f, ok := w.(*os.File)
+	if !ok {
+		return false
+	}
+	fi, err := f.Stat()
+	return err == nil && fi.Mode()&os.ModeCharDevice != 0
 }

@@ -3,6 +3,7 @@ package e2e
 import (
 	"context"
 	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -311,4 +312,49 @@ func TestDashboardIsLive(t *testing.T) {
 		text, err := chromedp.Run(ctx, chromedp.Text(chromedp.CSS(row+" .status")))
 		return err == nil && text == "successful"
 	}, 10*time.Second, 50*time.Millisecond)
+}
+
+// TestLinkOpenedByItsLANAddressIsPaid: a sandbox bound to all interfaces
+// gives links on the machine's network address, as a phone on the same
+// network would open them from a QR code; the browser opens the link there
+// and pays it.
+func TestLinkOpenedByItsLANAddressIsPaid(t *testing.T) {
+	s, err := vpaytest.Start(vpaytest.WithAddr("0.0.0.0:0"), vpaytest.WithMerchant("Huye Coffee"))
+	require.NoError(t, err)
+	t.Cleanup(s.Close)
+	l, err := s.Client().CreateLink(context.Background(), &vpay.LinkRequest{Name: "Beans, 500 g", Amount: 6500, Type: vpay.LinkMultiple})
+	require.NoError(t, err)
+	u, err := url.Parse(l.URL)
+	require.NoError(t, err)
+	ip := net.ParseIP(u.Hostname())
+	require.NotNil(t, ip, l.URL)
+	require.False(t, ip.IsUnspecified(), "a link on 0.0.0.0 opens nowhere: %s", l.URL)
+	if !testutil.LANAddress() {
+		t.Skip("this machine has no non-loopback address: the LAN URL cannot be told from the local one")
+	}
+	require.False(t, ip.IsLoopback(), "a phone cannot open a loopback address: %s", l.URL)
+
+	ctx := browse(t)
+	require.NoError(t, chromedp.Do(ctx,
+		chromedp.Navigate(l.URL),
+		chromedp.Click(chromedp.CSS("#continue")),
+		chromedp.WaitVisible(chromedp.CSS("#card")),
+	))
+	at := location(t, ctx)
+	assert.Equal(t, u.Host, at.Host, "the checkout stays on the LAN address")
+	merchant, err := chromedp.Run(ctx, chromedp.Text(chromedp.CSS("#merchant")))
+	require.NoError(t, err)
+	assert.Equal(t, "Huye Coffee", merchant)
+	require.NoError(t, chromedp.Do(ctx,
+		chromedp.SendKeys(chromedp.CSS("#card"), vpaytest.CardSuccess),
+		chromedp.Click(chromedp.CSS("#pay-card")),
+		chromedp.WaitVisible(chromedp.CSS("#result")),
+	))
+	result, err := chromedp.Run(ctx, chromedp.Text(chromedp.CSS("#result")))
+	require.NoError(t, err)
+	assert.Contains(t, result, "Payment successful")
+	txs := s.Transactions()
+	require.Len(t, txs, 1)
+	assert.Equal(t, vpay.StatusSuccessful, txs[0].Status)
+	assert.Equal(t, int64(6500), txs[0].Amount)
 }
