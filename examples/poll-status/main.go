@@ -5,7 +5,8 @@
 //	go run ./examples/poll-status
 //
 // Runs against the built-in sandbox when VPAY_API_USER/VPAY_API_KEY are
-// unset, where the emulator-only numbers show a failed payment too.
+// unset, where the emulator-only numbers show a failed payment too. With
+// credentials set, VPAY_PHONE is the number to prompt.
 package main
 
 import (
