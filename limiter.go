@@ -256,6 +256,14 @@ func (l *localLimiter) Observe(_ context.Context, rl RateLimit, throttled bool) 
 	}
 }
 
+func (l *localLimiter) Unanswered(context.Context) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	// No later window holds a slot for it. One this window held for it
+	// (a straggler) stays spent: it may have counted here.
+	l.inflight = max(l.inflight-1, 0)
+}
+
 // wakeWaiters wakes the callers told to wait, when the state may now let
 // one of them go: a window with requests left, or none known. The caller
 // holds l.mu.

@@ -339,6 +339,7 @@ func (refusingLimiter) Reserve(context.Context, time.Duration) (Wait, error) {
 	return Wait{}, &Error{Code: CodeRateLimited, Message: "window spent"}
 }
 func (refusingLimiter) Observe(context.Context, RateLimit, bool) {}
+func (refusingLimiter) Unanswered(context.Context)               {}
 
 // TestObserverSeesATokenFetchRefusedByTheRateLimit: the token fetch waits
 // for the rate limit like any call, and its refusal is told the same way.

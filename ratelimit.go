@@ -76,6 +76,15 @@ type Limiter interface {
 	// an answer without rate-limit headers). throttled is true for a 429,
 	// when rl.Reset is the time the server said to come back.
 	Observe(ctx context.Context, rl RateLimit, throttled bool)
+	// Unanswered records that a request Reserve let go will get no answer:
+	// the connection failed or was dropped, the call timed out, or its ctx
+	// ended before an answer came (or before the request left). It is no
+	// longer in flight; what it spent of its window stays spent. The
+	// client calls exactly one of Observe and Unanswered for every request
+	// Reserve let go, so a limiter that counts requests in flight (to hold
+	// slots for those that may land in the next window) never carries an
+	// unanswered one into every later window.
+	Unanswered(ctx context.Context)
 }
 
 // Wait is a Limiter's answer to Reserve. The zero Wait means "go".
@@ -214,6 +223,13 @@ func (g *rateGate) observe(ctx context.Context, h http.Header, status int) RateL
 	g.limiter.Observe(ctx, rl, throttled)
 	g.logIssues(ctx, issues)
 	return rl
+}
+
+// unanswered tells the Limiter that a request it let go got no answer.
+// The ctx may have ended (that is often why no answer came): the limiter
+// still hears of it, or a shared limiter would keep the slot for ever.
+func (g *rateGate) unanswered(ctx context.Context) {
+	g.limiter.Unanswered(context.WithoutCancel(ctx))
 }
 
 // Latest is the state the last answer with rate-limit headers announced.

@@ -66,6 +66,7 @@ type noLimiter struct{}
 
 func (noLimiter) Reserve(context.Context, time.Duration) (Wait, error) { return Wait{}, nil }
 func (noLimiter) Observe(context.Context, RateLimit, bool)             {}
+func (noLimiter) Unanswered(context.Context)                           {}
 
 // BenchmarkRateLimitQuota drives a server that allows 600 requests a minute,
 // scaled to 20 per 2-second window, with 32 goroutines for 5 windows, with

@@ -310,6 +310,7 @@ func (r *recordingLimiter) Reserve(context.Context, time.Duration) (Wait, error)
 	return Wait{}, nil
 }
 func (r *recordingLimiter) Observe(context.Context, RateLimit, bool) {}
+func (r *recordingLimiter) Unanswered(context.Context)               {}
 
 func TestReservationIsTakenAfterTheToken(t *testing.T) {
 	rec := &recordingLimiter{}

@@ -57,7 +57,10 @@ func (c *Client) do(ctx context.Context, cl *call, out any) error {
 			err = c.waitForRate(ctx, cl.ep.op)
 		}
 		if err == nil && !tok.Valid(c.clock.Now()) {
-			tok, err = c.Token(ctx) // it expired while we waited for the window
+			// It expired while we waited for the window.
+			if tok, err = c.Token(ctx); err != nil {
+				c.rate.unanswered(ctx) // the slot granted goes unused
+			}
 		}
 		if err != nil {
 			return c.fail(*cl, err, mayHaveActed)
@@ -191,10 +194,18 @@ type result struct {
 
 // exchange sends one request and decodes its answer into out. It is the
 // only place that talks HTTP: the API calls and the token fetch both use
-// it, each with its own loop around it.
+// it, each with its own loop around it. The rate gate has let the request
+// go; exchange tells it what became of it, once: the answer's headers, or
+// that no answer came.
 //
 // resend is the number of requests the call sent before this one.
 func (c *Client) exchange(ctx context.Context, ep *endpoint, query string, body []byte, tok *Token, out any, resend int) (res result) {
+	answered := false
+	defer func() {
+		if !answered {
+			c.rate.unanswered(ctx)
+		}
+	}()
 	if err := ctx.Err(); err != nil {
 		// net/http would refuse it too, but as a transport error that
 		// cannot say whether anything left: nothing did.
@@ -232,6 +243,7 @@ func (c *Client) exchange(ctx context.Context, ep *endpoint, query string, body 
 	_, readErr := buf.ReadFrom(io.LimitReader(resp.Body, maxBodyBytes+1))
 	res = result{status: resp.StatusCode, header: resp.Header}
 	res.rl = c.rate.observe(ctx, resp.Header, resp.StatusCode)
+	answered = true
 	c.logExchange(ctx, ep, start, resp.StatusCode, resp.Header, nil)
 	// The decoded values copy what they keep: the buffer can go back.
 	c.decode(&res, ep, buf.Bytes(), readErr, out)

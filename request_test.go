@@ -42,6 +42,7 @@ func (l *failingLimiter) Reserve(context.Context, time.Duration) (Wait, error) {
 	return Wait{}, nil
 }
 func (l *failingLimiter) Observe(context.Context, RateLimit, bool) {}
+func (l *failingLimiter) Unanswered(context.Context)               {}
 
 // assertOutcomeUnknown checks what a merchant needs after a Pay that may
 // have reached V-Pay: an *Error that names the reference and says so.

@@ -111,6 +111,18 @@ func (l *Limiter) Observe(ctx context.Context, rl vpay.RateLimit, throttled bool
 	l.h.result(err)
 }
 
+// Unanswered implements vpay.Limiter: the request is no longer in flight
+// for any replica.
+func (l *Limiter) Unanswered(ctx context.Context) {
+	l.local.Unanswered(ctx)
+	if !l.h.usable() {
+		return
+	}
+	rctx, cancel := context.WithTimeout(ctx, redisTimeout)
+	defer cancel()
+	l.h.result(unansweredScript.Run(rctx, l.rdb, []string{l.key}).Err())
+}
+
 // wakeWaiters wakes this process's waiting callers after an answer that
 // may let one of them go; Redis decides when they ask again.
 func (l *Limiter) wakeWaiters(rl vpay.RateLimit, throttled bool) {
@@ -272,4 +284,12 @@ elseif reset > wend then
 	wend = reset
 end
 return done()
+`)
+
+// unansweredScript forgets a request in flight that will get no answer; a
+// slot held for it in the current window stays spent.
+var unansweredScript = redis.NewScript(stateLua + `
+infl = math.max(infl - 1, 0)
+save()
+return 0
 `)
