@@ -56,6 +56,8 @@ func decodeFlat(b []byte, p *plainTransaction) bool {
 					return false
 				}
 				p.Amount = json.Number(s)
+			case string(key) == "metadata":
+				return false // not an object: encoding/json refuses it
 			}
 			i = next
 		case c == 'n':
@@ -68,8 +70,10 @@ func decodeFlat(b []byte, p *plainTransaction) bool {
 			for j < len(b) && strings.IndexByte("0123456789.eE+-", b[j]) >= 0 {
 				j++
 			}
-			if !isNumber(b[i:j]) || field != nil {
-				return false // a number in a string field is the lenient types' job
+			if !isNumber(b[i:j]) || field != nil || string(key) == "metadata" {
+				// A number in a string field is the lenient types' job; in
+				// metadata, encoding/json refuses it.
+				return false
 			}
 			if string(key) == "amount" {
 				p.Amount = json.Number(b[i:j])
