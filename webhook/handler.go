@@ -13,6 +13,7 @@ import (
 	"net/http"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/vonsung/vpay-go"
@@ -90,6 +91,12 @@ var ErrLeaseLost = errors.New("webhook: lease lost")
 // after it, and it is the lease a delivery holds on its event.
 const DefaultTimeout = 30 * time.Second
 
+// MinTimeout is the shortest WithTimeout Handler accepts. The lease is
+// renewed every third of it; a shorter one could end before a renewal
+// reached a shared store, and a redelivery would run fn a second time for
+// the same event.
+const MinTimeout = 100 * time.Millisecond
+
 // Option configures Handler.
 type Option func(*handler)
 
@@ -126,13 +133,13 @@ func WithDeduper(d Deduper) Option {
 
 // WithTimeout sets the handler's time limit (default DefaultTimeout): fn's
 // ctx ends after d, and d is the lease a delivery holds on its event,
-// renewed while fn runs. A process that crashes mid-event frees it after d;
-// a redelivery that arrives before is answered 409 with Retry-After.
+// renewed every d/3 while fn runs. A process that crashes mid-event frees
+// it after d; a redelivery that arrives before is answered 409 with
+// Retry-After. Handler panics when d is below MinTimeout: refused, never
+// clamped.
 func WithTimeout(d time.Duration) Option {
 	return func(h *handler) {
-		if d > 0 {
-			h.timeout = d
-		}
+		h.timeout = d
 	}
 }
 
@@ -151,8 +158,8 @@ type Delivery struct {
 	// Result is what Handler did with the delivery.
 	Result DeliveryResult
 	// Reason says why a delivery was refused ("bad_signature",
-	// "too_large", "unreadable", "unparsable", "method") or why fn failed
-	// ("error", "panic").
+	// "too_large", "unreadable", "unparsable", "method"), why fn failed
+	// ("error", "panic") or that the Deduper failed ("deduper").
 	Reason string
 	// The event's type, status, transaction and reference; empty when the
 	// delivery was refused before the event could be read.
@@ -182,7 +189,8 @@ const (
 	// DeliveryInProgress: another delivery of the event is being processed
 	// (409).
 	DeliveryInProgress DeliveryResult = "in_progress"
-	// DeliveryFailed: fn returned an error or panicked (500 or the panic).
+	// DeliveryFailed: fn returned an error or panicked (500 or the panic),
+	// or the Deduper failed (503, fn not called).
 	DeliveryFailed DeliveryResult = "failed"
 )
 
@@ -248,6 +256,9 @@ func Handler(secret string, fn func(context.Context, *vpay.Event) error, opts ..
 	if len(h.secrets) == 0 {
 		panic("webhook: Handler: empty webhook secret (is VPAY_WEBHOOK_SECRET set?); an endpoint without one can verify nothing")
 	}
+	if h.timeout < MinTimeout {
+		panic(fmt.Sprintf("webhook: Handler: WithTimeout(%s) is below the minimum of %s: the lease on an event could end before it is renewed, and fn run twice for it", h.timeout, MinTimeout))
+	}
 	if h.dedupe == nil {
 		h.dedupe = NewMemoryDeduper(DefaultDedupeTTL)
 	}
@@ -310,9 +321,15 @@ func (h *handler) serve(w http.ResponseWriter, r *http.Request, d *Delivery) {
 	key, owner := DedupeKey(ev), newOwner()
 	state, err := h.dedupe.Claim(ctx, key, owner, h.timeout)
 	if err != nil {
-		// Better twice than never: the store is down, process anyway.
-		h.log.WarnContext(ctx, "vpay webhook: deduper failed; processing anyway", slog.String("error", err.Error()))
-		state = Claimed
+		// The store cannot say whether the event was processed, or hold it
+		// for this delivery alone: not a 2xx (V-Pay would not deliver it
+		// again, and it could be lost), and not fn (another replica may be
+		// running it). V-Pay delivers it again later.
+		h.log.ErrorContext(ctx, "vpay webhook: deduper failed; asking V-Pay to deliver again", slog.String("error", err.Error()))
+		w.Header().Set("Retry-After", strconv.Itoa(int(math.Ceil(h.timeout.Seconds()))))
+		d.Result, d.Reason, d.HTTPStatus, d.Err = DeliveryFailed, "deduper", http.StatusServiceUnavailable, err
+		http.Error(w, "service unavailable", http.StatusServiceUnavailable)
+		return
 	}
 	switch state {
 	case Done:
@@ -339,23 +356,39 @@ func (h *handler) serve(w http.ResponseWriter, r *http.Request, d *Delivery) {
 }
 
 // process runs fn on a claimed event under the handler's time limit,
-// renewing the lease while fn runs (even past the limit, if fn ignores its
-// ctx: a slow fn must never run twice), and settles the claim: Complete
-// after success, Release after a failure or a panic.
+// renewing the lease every third of its length while fn runs (even past
+// the limit, if fn ignores its ctx: a slow fn must never run twice), and
+// settles the claim: Complete after success, Release after a failure or a
+// panic. When a renewal finds the lease lost, another delivery may hold
+// the event: fn's ctx is cancelled, and the event is neither completed nor
+// acknowledged.
 func (h *handler) process(ctx context.Context, ev *vpay.Event, key, owner string) (err error) {
 	bg := context.WithoutCancel(ctx) // settling must survive the request's end
+	leaseCtx, loseLease := context.WithCancelCause(ctx)
+	defer loseLease(nil)
+	var lost atomic.Bool
 	stop := make(chan struct{})
 	renewed := make(chan struct{})
 	go func() {
 		defer close(renewed)
-		t := time.NewTicker(max(h.timeout/3, time.Millisecond)) // a ticker needs a positive period
+		t := time.NewTicker(h.timeout / 3)
 		defer t.Stop()
 		for {
 			select {
 			case <-stop:
 				return
 			case <-t.C:
-				if err := h.dedupe.Extend(bg, key, owner, h.timeout); err != nil {
+				err := h.dedupe.Extend(bg, key, owner, h.timeout)
+				if errors.Is(err, ErrLeaseLost) {
+					h.log.WarnContext(ctx, "vpay webhook: lost the lease on an event in progress; stopping fn, not acknowledging",
+						slog.String("key", key))
+					lost.Store(true)
+					loseLease(ErrLeaseLost)
+					return
+				}
+				if err != nil {
+					// The store may be back at the next renewal: the lease
+					// still runs until then.
 					h.log.WarnContext(ctx, "vpay webhook: cannot renew the lease on an event in progress",
 						slog.String("key", key), slog.String("error", err.Error()))
 				}
@@ -366,6 +399,14 @@ func (h *handler) process(ctx context.Context, ev *vpay.Event, key, owner string
 	defer func() {
 		close(stop)
 		<-renewed
+		if lost.Load() {
+			// Not this delivery's event any more: Complete would mark done
+			// what the new holder may still fail, and a 2xx would drop it.
+			if err == nil {
+				err = fmt.Errorf("webhook: %w while fn ran", ErrLeaseLost)
+			}
+			return
+		}
 		settle, what := h.dedupe.Release, "release"
 		if succeeded {
 			settle, what = h.dedupe.Complete, "complete"
@@ -375,7 +416,7 @@ func (h *handler) process(ctx context.Context, ev *vpay.Event, key, owner string
 			h.log.WarnContext(ctx, "vpay webhook: cannot "+what+" event", slog.String("key", key), slog.String("error", serr.Error()))
 		}
 	}()
-	fctx, cancel := context.WithTimeout(ctx, h.timeout)
+	fctx, cancel := context.WithTimeout(leaseCtx, h.timeout)
 	defer cancel()
 	if err := h.fn(fctx, ev); err != nil {
 		return err
@@ -476,7 +517,9 @@ func (d *MemoryDeduper) Extend(_ context.Context, key, owner string, lease time.
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	c, ok := d.seen[key]
-	if !ok || c.owner != owner {
+	if !ok || c.owner != owner || !now.Before(c.until) {
+		// An expired lease is lost, as a shared store's key expires: any
+		// delivery may have claimed the event since.
 		return ErrLeaseLost
 	}
 	c.until = now.Add(lease)

@@ -108,7 +108,7 @@ func (d *countingDeduper) Extend(ctx context.Context, key, owner string, lease t
 
 func TestHandlerRenewsLeaseWhileSlowFnRuns(t *testing.T) {
 	d := &countingDeduper{MemoryDeduper: NewMemoryDeduper(time.Hour), extended: make(chan struct{})}
-	const limit = 30 * time.Millisecond
+	const limit = MinTimeout
 	overran, release := make(chan struct{}), make(chan struct{})
 	var calls int
 	var mu sync.Mutex
