@@ -100,7 +100,9 @@ func TestColdClientMakesOneAuthCall(t *testing.T) {
 	var calls atomic.Int64
 	srv := newRawServer(t, func(w http.ResponseWriter, r *http.Request) {
 		calls.Add(1)
-		<-release // hold the refresh until every goroutine is waiting on it
+		if !await(t, release, "the test to release the refresh") { // every goroutine is waiting on it
+			return
+		}
 		writeJSON(w, 200, `{"access":"a1","mode":"sandbox","expires_in":300}`)
 	})
 	c, err := NewClient(testUser, testKey, WithBaseURL(srv))
@@ -177,7 +179,9 @@ func TestRevokedTokenReplacedOnce(t *testing.T) {
 			if stale.Add(1) == n {
 				close(allStale)
 			}
-			<-allStale
+			if !await(t, allStale, "all requests to carry the revoked token") {
+				return
+			}
 			writeJSON(w, 401, `{"status":"error","error_code":"INVALID_KEY","message":"token revoked"}`)
 			return
 		}
@@ -272,7 +276,11 @@ func (s *countingStore) Refresh(ctx context.Context, stale *Token, fetch func(co
 	if s.refreshes.Add(1) == 1 {
 		close(s.entered)
 	}
-	<-s.release
+	select {
+	case <-s.release:
+	case <-time.After(10 * time.Second):
+		return nil, errors.New("countingStore: the test never released the refresh")
+	}
 	return s.MemoryTokenStore.Refresh(ctx, stale, fetch)
 }
 

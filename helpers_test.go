@@ -158,6 +158,12 @@ func setupClock(t *testing.T, opts ...Option) (*Client, *server, *fakeClock) {
 	return c, s, clk
 }
 
+// await is testutil.Wait: for handlers and functions the client calls.
+func await[T any](t *testing.T, ch <-chan T, what string) bool {
+	t.Helper()
+	return testutil.Wait(t, ch, what)
+}
+
 // recv is testutil.Recv.
 func recv[T any](t *testing.T, ch <-chan T, what string) T {
 	t.Helper()

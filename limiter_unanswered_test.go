@@ -36,7 +36,7 @@ func TestUnansweredRequestsDoNotLeakTheRateBudget(t *testing.T) {
 		case "drop":
 			panic(http.ErrAbortHandler) // the connection closes, no answer
 		case "hang":
-			<-r.Context().Done() // answers only when the client has given up
+			await(t, r.Context().Done(), "the client to give up") // answers only then
 			return
 		}
 		w.Header().Set("X-RateLimit-Limit", "20")

@@ -15,6 +15,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/vonsung/vpay-go"
+	"github.com/vonsung/vpay-go/internal/testutil"
 	"github.com/vonsung/vpay-go/vpaytest"
 	"github.com/vonsung/vpay-go/webhook"
 )
@@ -31,7 +32,7 @@ func TestTokenStoreOneFetchAcrossReplicas(t *testing.T) {
 	release := make(chan struct{})
 	fetch := func(context.Context) (*vpay.Token, error) {
 		fetches.Add(1)
-		<-release // every replica is waiting by now
+		testutil.Wait(t, release, "every replica to wait") // every replica is waiting by now
 		return newToken("shared-1", time.Minute), nil
 	}
 	const replicas, perReplica = 8, 25

@@ -44,7 +44,12 @@ func (d *scriptedDeduper) Claim(ctx context.Context, key, owner string, lease ti
 }
 
 func (d *scriptedDeduper) Extend(ctx context.Context, key, owner string, lease time.Duration) error {
-	defer func() { d.extended <- struct{}{} }()
+	defer func() {
+		select {
+		case d.extended <- struct{}{}:
+		default: // nobody counts renewals any more: never block the handler
+		}
+	}()
 	if err := d.extendErr.Load(); err != nil {
 		return *err
 	}
