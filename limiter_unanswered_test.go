@@ -143,3 +143,29 @@ func TestEveryRequestLetGoIsAccountedOnce(t *testing.T) {
 	assert.Equal(t, lim.granted.Load(), lim.observed.Load()+lim.unanswered.Load(),
 		"granted %d, observed %d, unanswered %d", lim.granted.Load(), lim.observed.Load(), lim.unanswered.Load())
 }
+
+// A token that expires while the call waits for the window is fetched
+// again; when that fetch fails, the slot the wait was granted is never
+// used, and the limiter is told.
+func TestSlotGrantedBeforeAFailedTokenRefetchIsAccounted(t *testing.T) {
+	clk := newFakeClock()
+	lim := &accountingLimiter{Limiter: newLocalLimiter(PlanStarter, true, clk)}
+	c, s := setup(t, withClock(clk), WithLimiter(lim), WithMaxRetries(0), WithMaxWait(time.Minute))
+	s.now = clk.Now
+	s.lifetime = "20"
+	s.mux.HandleFunc("/transaction/status/", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("X-RateLimit-Limit", "20")
+		w.Header().Set("X-RateLimit-Remaining", "0")
+		w.Header().Set("X-RateLimit-Reset", strconv.FormatInt(clk.Now().Add(30*time.Second).Unix(), 10))
+		s.authDown.Store(true)
+		writeJSON(w, 200, `{"status":"pending","transaction_id":"VP1"}`)
+	})
+	ctx := context.Background()
+	_, err := c.Status(ctx, "VP1")
+	require.NoError(t, err)
+	_, err = c.Status(ctx, "VP1") // waits 30 s for the window: the 20 s token expires
+	require.Error(t, err, "the token could not be fetched again")
+	assert.Equal(t, lim.granted.Load(), lim.observed.Load()+lim.unanswered.Load(),
+		"granted %d, observed %d, unanswered %d", lim.granted.Load(), lim.observed.Load(), lim.unanswered.Load())
+	assert.Positive(t, lim.unanswered.Load())
+}
