@@ -1,0 +1,54 @@
+package webhook
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/vonsung/vpay-go"
+)
+
+func TestVerifyRequestTakesABodyOfExactlyTheCap(t *testing.T) {
+	body := []byte(payload)
+	req := func() *http.Request {
+		r := httptest.NewRequest("POST", "/", bytes.NewReader(body))
+		r.Header.Set(SignatureHeader, pythonSig)
+		return r
+	}
+	got, err := VerifyRequest(req(), secret, int64(len(body)))
+	require.NoError(t, err, "a body of exactly the cap")
+	assert.Equal(t, body, got)
+	_, err = VerifyRequest(req(), secret, int64(len(body))-1)
+	var tooBig *http.MaxBytesError
+	assert.True(t, errors.As(err, &tooBig), "one byte over the cap: %v", err)
+}
+
+func TestWithMaxBodyBytesZeroKeepsTheDefault(t *testing.T) {
+	h := Handler(secret, func(context.Context, *vpay.Event) error { return nil }, WithMaxBodyBytes(0))
+	assert.Equal(t, 200, deliver(h, payload, pythonSig).Code)
+	h = Handler(secret, func(context.Context, *vpay.Event) error { return nil }, WithMaxBodyBytes(int64(len(payload))))
+	assert.Equal(t, 200, deliver(h, payload, pythonSig).Code, "a body of exactly the cap")
+	big := payload[:len(payload)-1] + `,"pad":"` + strings.Repeat("x", 64) + `"}`
+	assert.Equal(t, http.StatusRequestEntityTooLarge, deliver(h, big, Sign([]byte(big), secret)).Code)
+}
+
+// A TTL of 0 means the default, not "forget at once": a replay right
+// after must not be processed again.
+func TestMemoryDeduperZeroTTLRemembers(t *testing.T) {
+	d := NewMemoryDeduper(0)
+	ctx := context.Background()
+	st, err := d.Claim(ctx, "VP1:successful", "a", MinTimeout)
+	require.NoError(t, err)
+	require.Equal(t, Claimed, st)
+	require.NoError(t, d.Complete(ctx, "VP1:successful", "a"))
+	st, _ = d.Claim(ctx, "VP1:successful", "b", MinTimeout)
+	assert.Equal(t, Done, st)
+	assert.Equal(t, DefaultDedupeTTL, d.ttl)
+}
