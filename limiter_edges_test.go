@@ -374,3 +374,13 @@ func TestNotSentOnlyWhenTheConnectionWasNeverMade(t *testing.T) {
 		assert.Equal(t, tt.want, notSent(tt.err), "%v", tt.err)
 	}
 }
+
+// An answer with Remaining and Reset but no Limit says how many requests
+// are left, not the share background work has used: it is not refused.
+func TestLowPriorityWithoutAKnownLimit(t *testing.T) {
+	l, clk := newEdgeLimiter(Plan{PerMinute: 120})
+	l.Observe(context.Background(), RateLimit{Remaining: 5, Reset: clk.Now().Add(30 * time.Second)}, false)
+	w, err := l.Reserve(withShare(WithLowPriority(context.Background()), 0.5), 0)
+	require.NoError(t, err)
+	assert.Zero(t, w.For)
+}
