@@ -61,6 +61,7 @@ func TestParseClock12(t *testing.T) {
 		"2029-09-19 09:59:59 AM": time.Date(2029, 9, 19, 9, 59, 59, 0, k),
 		"2026-12-31 11:00:00 PM": time.Date(2026, 12, 31, 23, 0, 0, 0, k),
 		"2026-01-01 01:00:00 AM": time.Date(2026, 1, 1, 1, 0, 0, 0, k),
+		"0000-01-01 01:00:00 AM": time.Date(0, 1, 1, 1, 0, 0, 0, k),
 	} {
 		got, ok := parseClock12(s, k)
 		if !ok || !got.Equal(want) {
@@ -146,13 +147,14 @@ func TestLenientTypes(t *testing.T) {
 		t.Error("Bool(maybe): want an error")
 	}
 	for in, want := range map[string]time.Duration{`"16 sec"`: 16 * time.Second, `30`: 30 * time.Second, `"2 min"`: 2 * time.Minute,
-		`"1.5s"`: 1500 * time.Millisecond, `"250 ms"`: 250 * time.Millisecond, `"1 hour"`: time.Hour, `" "`: 0, `null`: 0} {
+		`"1.5s"`: 1500 * time.Millisecond, `"250 ms"`: 250 * time.Millisecond, `"1 hour"`: time.Hour, `" "`: 0, `null`: 0,
+		`"9 sec"`: 9 * time.Second, `"19.9 s"`: 19900 * time.Millisecond, `"0 sec"`: 0} {
 		var got Duration
 		if err := got.UnmarshalJSON([]byte(in)); err != nil || time.Duration(got) != want {
 			t.Errorf("Duration(%s) = %v, %v; want %v", in, time.Duration(got), err, want)
 		}
 	}
-	for _, in := range []string{`"soon"`, `"5 fortnights"`, `"-1 sec"`, `"1e400 sec"`, `{}`} {
+	for _, in := range []string{`"soon"`, `"5 fortnights"`, `"-1 sec"`, `"1e400 sec"`, `"10000000 hours"`, `{}`} {
 		var got Duration
 		if err := got.UnmarshalJSON([]byte(in)); err == nil {
 			t.Errorf("Duration(%s) = %v, want an error", in, time.Duration(got))
