@@ -228,7 +228,9 @@ func (h *handler) Format(f fmt.State, _ rune) { _, _ = io.WriteString(f, h.Strin
 // (401 when missing or wrong), parses the event (400 when it cannot), and
 // claims the event in the Deduper: an event already processed gets 200 at
 // once, one that another delivery is processing right now gets 409 with
-// Retry-After (the first may still fail, so V-Pay must come back). Then it
+// Retry-After (the first may still fail, so V-Pay must come back), and
+// when the Deduper fails the delivery gets 503 with Retry-After and fn is
+// not called (never a 2xx for an event nobody processed). Then it
 // calls fn with the request's context, limited by WithTimeout: 500 when fn
 // returns an error, so that V-Pay delivers again, 200 otherwise. If fn
 // panics, the event is released before the panic goes on, so the next
