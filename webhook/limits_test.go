@@ -8,6 +8,7 @@ import (
 	"net/http/httptest"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -51,4 +52,20 @@ func TestMemoryDeduperZeroTTLRemembers(t *testing.T) {
 	st, _ = d.Claim(ctx, "VP1:successful", "b", MinTimeout)
 	assert.Equal(t, Done, st)
 	assert.Equal(t, DefaultDedupeTTL, d.ttl)
+}
+
+// An expired lease is lost even when nobody has claimed the event since,
+// as a shared store's expired key is: the holder must not go on as if it
+// still held the event.
+func TestMemoryDeduperExpiredLeaseIsLost(t *testing.T) {
+	now := time.Now()
+	d := NewMemoryDeduper(time.Hour)
+	d.now = func() time.Time { return now }
+	ctx := context.Background()
+	st, _ := d.Claim(ctx, "VP1:successful", "a", time.Minute)
+	require.Equal(t, Claimed, st)
+	now = now.Add(59 * time.Second)
+	require.NoError(t, d.Extend(ctx, "VP1:successful", "a", time.Minute), "renewed inside the lease")
+	now = now.Add(time.Minute)
+	assert.ErrorIs(t, d.Extend(ctx, "VP1:successful", "a", time.Minute), ErrLeaseLost, "renewed as the lease ends")
 }
