@@ -96,6 +96,9 @@ func TestUnansweredRequestsDoNotLeakTheRateBudget(t *testing.T) {
 type accountingLimiter struct {
 	Limiter
 	granted, observed, unanswered atomic.Int64
+	// deadCtx counts the times the limiter was told with a ctx that had
+	// ended: a shared limiter could not reach its store with it.
+	deadCtx atomic.Int64
 }
 
 func (l *accountingLimiter) Reserve(ctx context.Context, maxWait time.Duration) (Wait, error) {
@@ -113,6 +116,9 @@ func (l *accountingLimiter) Observe(ctx context.Context, rl RateLimit, throttled
 
 func (l *accountingLimiter) Unanswered(ctx context.Context) {
 	l.unanswered.Add(1)
+	if ctx.Err() != nil {
+		l.deadCtx.Add(1)
+	}
 	l.Limiter.Unanswered(ctx)
 }
 
@@ -139,6 +145,7 @@ func TestEveryRequestLetGoIsAccountedOnce(t *testing.T) {
 	_, _ = c.Status(cctx, "VP1")
 
 	assert.Positive(t, lim.unanswered.Load(), "the dropped and cancelled requests")
+	assert.Zero(t, lim.deadCtx.Load(), "the limiter is told with a ctx that can still reach a store")
 	assert.Positive(t, lim.observed.Load())
 	assert.Equal(t, lim.granted.Load(), lim.observed.Load()+lim.unanswered.Load(),
 		"granted %d, observed %d, unanswered %d", lim.granted.Load(), lim.observed.Load(), lim.unanswered.Load())
