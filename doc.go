@@ -1,5 +1,8 @@
-// Package vpay is the Go SDK for the V-Pay payment API: MTN Mobile Money,
-// Airtel Money and card payments for Rwandan merchants.
+// Package vpay is the Go SDK for the V-Pay payment API, for Rwandan
+// merchants: MTN Mobile Money (MethodMTN), cards (MethodCard) and V-Pay's
+// hosted checkout (MethodAll), which offers the payer whatever channels
+// V-Pay has there. The API names no method for Airtel Money or bank
+// transfer, which V-Pay's introduction mentions; the SDK sends neither.
 //
 // # Getting started
 //
@@ -39,8 +42,8 @@
 //
 // # Retries and double charges
 //
-// Transient failures (connection errors, timeouts, 502 NETWORK_ERROR, 503,
-// 504) are retried with exponential backoff and jitter, up to
+// Transient failures (connection errors, timeouts, 500, 502 NETWORK_ERROR,
+// 503, 504, and 429 after its window) are retried with exponential backoff and jitter, up to
 // WithMaxRetries. A retried Pay sends the same Reference, so V-Pay's
 // DUPLICATE_REFERENCE rule makes a double charge impossible. When the
 // outcome of a Pay is unknown (its answer was lost, or a retry was refused as

@@ -139,8 +139,8 @@ func (l *Limiter) wakeWaiters(rl vpay.RateLimit, throttled bool) {
 
 // The scripts keep the state of one key's window in a hash; all times are
 // unix milliseconds of the callers' clocks. They are the default limiter's
-// algorithm (package vpay, ratelimit.go), moved into Redis so that every
-// replica sees one state.
+// algorithm (package vpay, limiter.go: localLimiter), moved into Redis so
+// that every replica sees one state.
 const stateLua = `
 local k = KEYS[1]
 local s = redis.call('HMGET', k, 'limit', 'remaining', 'wend', 'est', 'wlen', 'blind', 'tat', 'last', 'pat', 'pev', 'infl', 'grants', 'strag')
