@@ -322,3 +322,29 @@ func TestOneStoreRefreshPerClientHoweverManyCallers(t *testing.T) {
 	// without fetching.
 	assert.EqualValues(t, 1, s.authCalls.Load())
 }
+
+// TestTokenFetchGoesThroughTheOneLoopWithoutAToken: the token fetch is one
+// more call through the request loop, with what differs stated on the
+// call: it carries no bearer token (it is how one is got), and its 401
+// means the credentials are refused, so it is final: no second /auth/.
+func TestTokenFetchGoesThroughTheOneLoopWithoutAToken(t *testing.T) {
+	var authCalls atomic.Int64
+	url := newRawServer(t, func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path != "/auth/" {
+			t.Errorf("unexpected request %s %s", r.Method, r.URL.Path)
+			return
+		}
+		authCalls.Add(1)
+		assert.Empty(t, r.Header.Get("Authorization"), "the token fetch carries no bearer token")
+		writeJSON(w, 401, `{"status":"error","error_code":"INVALID_KEY","message":"bad key"}`)
+	})
+	c, err := NewClient(testUser, testKey, WithBaseURL(url+"/"), WithMaxRetries(3))
+	require.NoError(t, err)
+	_, err = c.Status(context.Background(), "VP1")
+	require.ErrorIs(t, err, ErrInvalidKey)
+	var e *Error
+	require.ErrorAs(t, err, &e)
+	assert.Equal(t, "/auth/", e.Path, "the error names the token fetch")
+	assert.False(t, e.OutcomeUnknown)
+	assert.EqualValues(t, 1, authCalls.Load(), "a refused key is not asked again")
+}

@@ -117,7 +117,7 @@ func (c *Client) getStatus(ctx context.Context, transactionID string, cl *call) 
 		if about == "" {
 			about = "no transaction"
 		}
-		return nil, c.fail(*cl, &Error{Message: fmt.Sprintf("asked for transaction %s, the answer is about %s", id, about)}, false)
+		return nil, c.annotate(*cl, &Error{Message: fmt.Sprintf("asked for transaction %s, the answer is about %s", id, about)}, false)
 	}
 	return t, nil
 }
