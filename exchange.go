@@ -88,7 +88,7 @@ func (c *Client) exchange(ctx context.Context, ep *endpoint, query string, body 
 	}
 	_, readErr := buf.ReadFrom(io.LimitReader(resp.Body, maxBodyBytes+1))
 	res = result{status: resp.StatusCode, header: resp.Header, sent: start}
-	res.rl = c.rate.observe(ctx, resp.Header, resp.StatusCode)
+	res.rl = c.rate.answered(ctx, resp.Header, resp.StatusCode)
 	answered = true
 	c.logExchange(ctx, ep, start, resp.StatusCode, resp.Header, nil)
 	// The decoded values copy what they keep: the buffer can go back.

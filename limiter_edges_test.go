@@ -37,7 +37,7 @@ func mustGo(t *testing.T, l *localLimiter, maxWait time.Duration, what string) {
 func TestDailyQuotaCountsEveryRequestAndResetsAtUTCMidnight(t *testing.T) {
 	l, clk := newEdgeLimiter(Plan{PerMinute: 120, PerDay: 3})
 	ctx := context.Background()
-	l.Observe(ctx, RateLimit{Limit: 10, Remaining: 10, Reset: clk.Now().Add(30 * time.Second)}, false)
+	l.Answered(ctx, RateLimit{Limit: 10, Remaining: 10, Reset: clk.Now().Add(30 * time.Second)}, false)
 	for i := range 3 {
 		mustGo(t, l, time.Minute, "request "+strconv.Itoa(i+1)+" of the day")
 	}
@@ -53,10 +53,10 @@ func TestProbesCountAgainstTheDailyQuota(t *testing.T) {
 	l, clk := newEdgeLimiter(Plan{PerMinute: 120, PerDay: 2})
 	ctx := context.Background()
 	mustGo(t, l, time.Minute, "the first request of the day")
-	l.Observe(ctx, RateLimit{Reset: clk.Now().Add(24 * time.Hour)}, true)
+	l.Answered(ctx, RateLimit{Reset: clk.Now().Add(24 * time.Hour)}, true)
 	clk.Advance(61 * time.Second)
 	mustGo(t, l, time.Minute, "the probe") // the second of the day
-	l.Observe(ctx, RateLimit{Reset: clk.Now().Add(24 * time.Hour)}, true)
+	l.Answered(ctx, RateLimit{Reset: clk.Now().Add(24 * time.Hour)}, true)
 	clk.Advance(2*time.Minute + time.Second)
 	_, err := l.Reserve(ctx, time.Minute)
 	require.ErrorIs(t, err, ErrRateLimited)
@@ -73,7 +73,7 @@ func TestPacingWaitOfExactlyMaxWaitWaits(t *testing.T) {
 
 func TestLowPriorityShareMessage(t *testing.T) {
 	l, clk := newEdgeLimiter(Plan{PerMinute: 120})
-	l.Observe(context.Background(), RateLimit{Limit: 10, Remaining: 5, Reset: clk.Now().Add(30 * time.Second)}, false)
+	l.Answered(context.Background(), RateLimit{Limit: 10, Remaining: 5, Reset: clk.Now().Add(30 * time.Second)}, false)
 	_, err := l.Reserve(withShare(WithLowPriority(context.Background()), 0.5), 0)
 	require.ErrorIs(t, err, ErrRateLimited)
 	assert.Contains(t, err.Error(), "low-priority share (50%) of the window of 10 spent")
@@ -84,12 +84,12 @@ func TestStragglerSlotsComeBackOnceEach(t *testing.T) {
 	l, clk := newEdgeLimiter(Plan{PerMinute: 120})
 	ctx := context.Background()
 	end := clk.Now().Add(10 * time.Second)
-	l.Observe(ctx, RateLimit{Limit: 4, Remaining: 4, Reset: end}, false)
+	l.Answered(ctx, RateLimit{Limit: 4, Remaining: 4, Reset: end}, false)
 	for range 4 {
 		mustGo(t, l, time.Minute, "the old window")
 	}
 	for rem := 2; rem >= 0; rem-- {
-		l.Observe(ctx, RateLimit{Limit: 4, Remaining: rem, Reset: end}, false) // then one in flight
+		l.Answered(ctx, RateLimit{Limit: 4, Remaining: rem, Reset: end}, false) // then one in flight
 	}
 	clk.Advance(10 * time.Second)
 	for range 3 {
@@ -99,9 +99,9 @@ func TestStragglerSlotsComeBackOnceEach(t *testing.T) {
 	require.Positive(t, w.For, "one slot held for the straggler")
 	// Its answer shows it counted in the old window: its slot comes back,
 	// once; a second late answer gives nothing.
-	l.Observe(ctx, RateLimit{Limit: 4, Remaining: 0, Reset: end}, false)
+	l.Answered(ctx, RateLimit{Limit: 4, Remaining: 0, Reset: end}, false)
 	mustGo(t, l, time.Minute, "the straggler's slot")
-	l.Observe(ctx, RateLimit{Limit: 4, Remaining: 0, Reset: end}, false)
+	l.Answered(ctx, RateLimit{Limit: 4, Remaining: 0, Reset: end}, false)
 	w, _ = l.Reserve(ctx, time.Minute)
 	assert.Positive(t, w.For, "no second slot for one straggler")
 }
@@ -109,8 +109,8 @@ func TestStragglerSlotsComeBackOnceEach(t *testing.T) {
 func TestThrottleWithoutALimitKeepsTheKnownLimit(t *testing.T) {
 	l, clk := newEdgeLimiter(Plan{PerMinute: 120})
 	ctx := context.Background()
-	l.Observe(ctx, RateLimit{Limit: 10, Remaining: 5, Reset: clk.Now().Add(60 * time.Second)}, false)
-	l.Observe(ctx, RateLimit{Reset: clk.Now().Add(5 * time.Second)}, true) // a 429 with Retry-After only
+	l.Answered(ctx, RateLimit{Limit: 10, Remaining: 5, Reset: clk.Now().Add(60 * time.Second)}, false)
+	l.Answered(ctx, RateLimit{Reset: clk.Now().Add(5 * time.Second)}, true) // a 429 with Retry-After only
 	clk.Advance(5 * time.Second)
 	for i := range 10 {
 		mustGo(t, l, time.Minute, "request "+strconv.Itoa(i+1)+" of the window after the 429")
@@ -121,11 +121,11 @@ func TestThrottleWithoutALimitKeepsTheKnownLimit(t *testing.T) {
 func TestProbeAnsweredSpentKeepsItsInterval(t *testing.T) {
 	l, clk := newEdgeLimiter(Plan{PerMinute: 120})
 	ctx := context.Background()
-	l.Observe(ctx, RateLimit{Limit: 10, Remaining: 5, Reset: clk.Now().Add(time.Minute)}, false)
-	l.Observe(ctx, RateLimit{Reset: clk.Now().Add(24 * time.Hour)}, true)
+	l.Answered(ctx, RateLimit{Limit: 10, Remaining: 5, Reset: clk.Now().Add(time.Minute)}, false)
+	l.Answered(ctx, RateLimit{Reset: clk.Now().Add(24 * time.Hour)}, true)
 	clk.Advance(61 * time.Second)
 	mustGo(t, l, time.Minute, "the first probe")
-	l.Observe(ctx, RateLimit{Limit: 10, Remaining: 0, Reset: clk.Now().Add(23 * time.Hour)}, false)
+	l.Answered(ctx, RateLimit{Limit: 10, Remaining: 0, Reset: clk.Now().Add(23 * time.Hour)}, false)
 	clk.Advance(61 * time.Second)
 	_, err := l.Reserve(ctx, time.Minute)
 	assert.ErrorIs(t, err, ErrRateLimited, "the next probe is two minutes on, not one")
@@ -137,13 +137,13 @@ func TestWindowLengthIsLearntFromSuccessiveResets(t *testing.T) {
 	l, clk := newEdgeLimiter(Plan{PerMinute: 120})
 	ctx := context.Background()
 	start := clk.Now()
-	l.Observe(ctx, RateLimit{Limit: 2, Remaining: 2, Reset: start.Add(30 * time.Second)}, false)
+	l.Answered(ctx, RateLimit{Limit: 2, Remaining: 2, Reset: start.Add(30 * time.Second)}, false)
 	clk.Advance(30 * time.Second)
-	l.Observe(ctx, RateLimit{Limit: 2, Remaining: 2, Reset: start.Add(60 * time.Second)}, false)
+	l.Answered(ctx, RateLimit{Limit: 2, Remaining: 2, Reset: start.Add(60 * time.Second)}, false)
 	mustGo(t, l, time.Minute, "1")
 	mustGo(t, l, time.Minute, "2")
-	l.Observe(ctx, RateLimit{Limit: 2, Remaining: 1, Reset: start.Add(60 * time.Second)}, false)
-	l.Observe(ctx, RateLimit{Limit: 2, Remaining: 0, Reset: start.Add(60 * time.Second)}, false)
+	l.Answered(ctx, RateLimit{Limit: 2, Remaining: 1, Reset: start.Add(60 * time.Second)}, false)
+	l.Answered(ctx, RateLimit{Limit: 2, Remaining: 0, Reset: start.Add(60 * time.Second)}, false)
 	clk.Advance(30 * time.Second) // the window ends
 	mustGo(t, l, time.Minute, "3")
 	mustGo(t, l, time.Minute, "4")
@@ -155,17 +155,17 @@ func TestWindowLengthIsLearntFromSuccessiveResets(t *testing.T) {
 func TestAnAnswerThatFreesTheWindowWakesTheWaiters(t *testing.T) {
 	l, clk := newEdgeLimiter(Plan{PerMinute: 120})
 	ctx := context.Background()
-	l.Observe(ctx, RateLimit{Limit: 2, Remaining: 0, Reset: clk.Now().Add(30 * time.Second)}, false)
+	l.Answered(ctx, RateLimit{Limit: 2, Remaining: 0, Reset: clk.Now().Add(30 * time.Second)}, false)
 	w, err := l.Reserve(ctx, time.Minute)
 	require.NoError(t, err)
 	require.NotNil(t, w.Wake)
-	l.Observe(ctx, RateLimit{Limit: 2, Remaining: 0, Reset: clk.Now().Add(30 * time.Second)}, false)
+	l.Answered(ctx, RateLimit{Limit: 2, Remaining: 0, Reset: clk.Now().Add(30 * time.Second)}, false)
 	select {
 	case <-w.Wake:
 		t.Fatal("woken by an answer that leaves the window spent")
 	default:
 	}
-	l.Observe(ctx, RateLimit{Limit: 2, Remaining: 2, Reset: clk.Now().Add(90 * time.Second)}, false)
+	l.Answered(ctx, RateLimit{Limit: 2, Remaining: 2, Reset: clk.Now().Add(90 * time.Second)}, false)
 	select {
 	case <-w.Wake:
 	default:
@@ -179,15 +179,15 @@ type waitingLimiter struct {
 	asked int
 }
 
-func (l *waitingLimiter) Reserve(context.Context, time.Duration) (Wait, error) {
+func (l *waitingLimiter) Reserve(context.Context, time.Duration) (Reservation, error) {
 	l.asked++
 	if l.asked == 1 {
-		return Wait{For: l.wait}, nil
+		return Reservation{For: l.wait}, nil
 	}
-	return Wait{}, nil
+	return Reservation{}, nil
 }
-func (l *waitingLimiter) Observe(context.Context, RateLimit, bool) {}
-func (l *waitingLimiter) Unanswered(context.Context)               {}
+func (l *waitingLimiter) Answered(context.Context, RateLimit, bool) {}
+func (l *waitingLimiter) Unanswered(context.Context)                {}
 
 func TestLowPriorityCallIsRefusedWhenTheLimiterSaysWait(t *testing.T) {
 	lim := &waitingLimiter{wait: 10 * time.Millisecond}
@@ -255,8 +255,8 @@ func TestEachDateHeaderIsReadForItself(t *testing.T) {
 		return http.Header{"X-Ratelimit-Limit": {"20"}, "X-Ratelimit-Remaining": {"5"}, "X-Ratelimit-Reset": {reset},
 			"Date": {date.UTC().Format(http.TimeFormat)}}
 	}
-	a := c.rate.observe(context.Background(), h(now.Add(-10*time.Minute)), 200) // the server's clock 10 min behind
-	b := c.rate.observe(context.Background(), h(now), 200)                      // in step
+	a := c.rate.answered(context.Background(), h(now.Add(-10*time.Minute)), 200) // the server's clock 10 min behind
+	b := c.rate.answered(context.Background(), h(now), 200)                      // in step
 	assert.InDelta(t, (10 * time.Minute).Seconds(), a.Reset.Sub(b.Reset).Seconds(), 2, "the second Date was read, not the first reused")
 }
 
@@ -350,9 +350,9 @@ type switchLimiter struct {
 	refuse atomic.Bool
 }
 
-func (l *switchLimiter) Reserve(ctx context.Context, maxWait time.Duration) (Wait, error) {
+func (l *switchLimiter) Reserve(ctx context.Context, maxWait time.Duration) (Reservation, error) {
 	if l.refuse.Load() {
-		return Wait{}, errors.New("limiter store unreachable")
+		return Reservation{}, errors.New("limiter store unreachable")
 	}
 	return l.Limiter.Reserve(ctx, maxWait)
 }
@@ -379,7 +379,7 @@ func TestNotSentOnlyWhenTheConnectionWasNeverMade(t *testing.T) {
 // are left, not the share background work has used: it is not refused.
 func TestLowPriorityWithoutAKnownLimit(t *testing.T) {
 	l, clk := newEdgeLimiter(Plan{PerMinute: 120})
-	l.Observe(context.Background(), RateLimit{Remaining: 5, Reset: clk.Now().Add(30 * time.Second)}, false)
+	l.Answered(context.Background(), RateLimit{Remaining: 5, Reset: clk.Now().Add(30 * time.Second)}, false)
 	w, err := l.Reserve(withShare(WithLowPriority(context.Background()), 0.5), 0)
 	require.NoError(t, err)
 	assert.Zero(t, w.For)

@@ -101,7 +101,7 @@ type accountingLimiter struct {
 	deadCtx atomic.Int64
 }
 
-func (l *accountingLimiter) Reserve(ctx context.Context, maxWait time.Duration) (Wait, error) {
+func (l *accountingLimiter) Reserve(ctx context.Context, maxWait time.Duration) (Reservation, error) {
 	w, err := l.Limiter.Reserve(ctx, maxWait)
 	if err == nil && w.For <= 0 {
 		l.granted.Add(1)
@@ -109,9 +109,9 @@ func (l *accountingLimiter) Reserve(ctx context.Context, maxWait time.Duration) 
 	return w, err
 }
 
-func (l *accountingLimiter) Observe(ctx context.Context, rl RateLimit, throttled bool) {
+func (l *accountingLimiter) Answered(ctx context.Context, rl RateLimit, throttled bool) {
 	l.observed.Add(1)
-	l.Limiter.Observe(ctx, rl, throttled)
+	l.Limiter.Answered(ctx, rl, throttled)
 }
 
 func (l *accountingLimiter) Unanswered(ctx context.Context) {

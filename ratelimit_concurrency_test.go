@@ -28,7 +28,7 @@ func TestRateGateStateUnderConcurrentAnswers(t *testing.T) {
 				h.Set("X-RateLimit-Limit", strconv.Itoa(limit))
 				h.Set("X-RateLimit-Remaining", strconv.Itoa(limit-1))
 				h.Set("X-RateLimit-Reset", strconv.FormatInt(base.Add(time.Duration(limit)*time.Second).Unix(), 10))
-				c.rate.observe(ctx, h, http.StatusOK)
+				c.rate.answered(ctx, h, http.StatusOK)
 			}
 		})
 		wg.Go(func() {
@@ -54,7 +54,7 @@ func TestLimiterGrantsTheWindowOnceUnderConcurrency(t *testing.T) {
 	clk := newFakeClock()
 	l := newLocalLimiter(Plan{PerMinute: 120}, true, clk)
 	ctx := context.Background()
-	l.Observe(ctx, RateLimit{Limit: 60, Remaining: 50, Reset: clk.Now().Add(30 * time.Second)}, false)
+	l.Answered(ctx, RateLimit{Limit: 60, Remaining: 50, Reset: clk.Now().Add(30 * time.Second)}, false)
 	var granted atomic.Int64
 	var wg sync.WaitGroup
 	for range 16 {
@@ -63,7 +63,7 @@ func TestLimiterGrantsTheWindowOnceUnderConcurrency(t *testing.T) {
 				if w, err := l.Reserve(ctx, 0); err == nil && w.For <= 0 {
 					granted.Add(1)
 				}
-				l.Observe(ctx, RateLimit{Limit: 60, Remaining: 50, Reset: clk.Now().Add(30 * time.Second)}, false)
+				l.Answered(ctx, RateLimit{Limit: 60, Remaining: 50, Reset: clk.Now().Add(30 * time.Second)}, false)
 			}
 		})
 	}

@@ -117,7 +117,7 @@ func (c *Client) admit(ctx context.Context, cl *call) (*Token, error) {
 // waitForRate is the rate gate's wait before a request, told to the
 // observer: how long it waited, or that it refused to let the request go.
 func (c *Client) waitForRate(ctx context.Context, op Op) error {
-	waited, err := c.rate.wait(ctx)
+	waited, err := c.rate.reserve(ctx)
 	if c.obs != nil {
 		c.rateWaited(ctx, op, WaitWindow, waited)
 		if errors.Is(err, ErrRateLimited) {

@@ -52,7 +52,7 @@ func NewLimiter(rdb redis.UniversalClient, plan vpay.Plan, opts ...Option) *Limi
 }
 
 // Reserve implements vpay.Limiter.
-func (l *Limiter) Reserve(ctx context.Context, maxWait time.Duration) (vpay.Wait, error) {
+func (l *Limiter) Reserve(ctx context.Context, maxWait time.Duration) (vpay.Reservation, error) {
 	if !l.h.usable() {
 		return l.local.Reserve(ctx, maxWait)
 	}
@@ -69,32 +69,32 @@ func (l *Limiter) Reserve(ctx context.Context, maxWait time.Duration) (vpay.Wait
 		return l.local.Reserve(ctx, maxWait)
 	}
 	if err != nil {
-		return vpay.Wait{}, err
+		return vpay.Reservation{}, err
 	}
 	wait, until := res[0], res[1]
 	switch {
 	case wait < 0:
 		reset := time.UnixMilli(until)
-		return vpay.Wait{}, &vpay.Error{
+		return vpay.Reservation{}, &vpay.Error{
 			Code:      vpay.CodeRateLimited,
 			Message:   fmt.Sprintf("rate limit: shared budget spent; resets in %s", reset.Sub(now).Round(time.Second)),
 			RateLimit: vpay.RateLimit{Remaining: 0, Reset: reset},
 		}
 	case wait == 0:
-		return vpay.Wait{}, nil
+		return vpay.Reservation{}, nil
 	}
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if l.wake == nil {
 		l.wake = make(chan struct{})
 	}
-	return vpay.Wait{For: time.Duration(wait) * time.Millisecond, Wake: l.wake}, nil
+	return vpay.Reservation{For: time.Duration(wait) * time.Millisecond, Wake: l.wake}, nil
 }
 
-// Observe implements vpay.Limiter.
-func (l *Limiter) Observe(ctx context.Context, rl vpay.RateLimit, throttled bool) {
+// Answered implements vpay.Limiter.
+func (l *Limiter) Answered(ctx context.Context, rl vpay.RateLimit, throttled bool) {
 	defer l.wakeWaiters(rl, throttled)
-	l.local.Observe(ctx, rl, throttled)
+	l.local.Answered(ctx, rl, throttled)
 	if !l.h.usable() {
 		return
 	}

@@ -40,7 +40,7 @@ func TestLimiterKeepsLimitingWhileRedisIsDown(t *testing.T) {
 			assert.Equal(t, 1, granted, "paced at the plan's rate while Redis is down")
 
 			// A known window: its remaining requests, then a wait.
-			l.Observe(ctx, vpay.RateLimit{Limit: 20, Remaining: 2, Reset: time.Now().Add(30 * time.Second)}, false)
+			l.Answered(ctx, vpay.RateLimit{Limit: 20, Remaining: 2, Reset: time.Now().Add(30 * time.Second)}, false)
 			for i := range 2 {
 				w, err := l.Reserve(ctx, time.Minute)
 				require.NoError(t, err)

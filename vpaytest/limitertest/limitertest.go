@@ -1,4 +1,9 @@
-package vpaytest
+// Package limitertest checks an implementation of vpay.Limiter against the
+// decisions of the SDK's default one, in the style of testing/fstest: call
+// TestLimiter from your Limiter's tests. It lives apart from vpaytest so
+// that programs which run the sandbox (the vpay command) do not link the
+// testing package.
+package limitertest
 
 import (
 	"context"
@@ -11,7 +16,7 @@ import (
 )
 
 // TestLimiter checks a vpay.Limiter against the decisions of the default
-// one: the same answers to the same sequence of Reserve and Observe calls,
+// one: the same answers to the same sequence of Reserve, Answered and Unanswered calls,
 // scenario by scenario, so that a Limiter shared through a store (the
 // redisstore module's) cannot drift from the SDK's own. newLimiter must
 // return a fresh Limiter with no state, for plan, that reads the time from
@@ -37,7 +42,7 @@ func TestLimiter(t *testing.T, newLimiter func(plan vpay.Plan, now func() time.T
 					if st.observe.reset != 0 {
 						rl.Reset = start.Add(st.observe.reset)
 					}
-					l.Observe(ctx, rl, st.observe.throttled)
+					l.Answered(ctx, rl, st.observe.throttled)
 					continue
 				}
 				maxWait, rctx := st.maxWait, ctx
@@ -71,7 +76,7 @@ func (d decision) String() string {
 	return d.kind
 }
 
-func describe(w vpay.Wait, err error) decision {
+func describe(w vpay.Reservation, err error) decision {
 	switch {
 	case err != nil && errors.Is(err, vpay.ErrRateLimited):
 		return decision{kind: "refused"}
