@@ -27,7 +27,7 @@ var _ webhook.Deduper = (*Deduper)(nil)
 // NewDeduper returns a Deduper that remembers a processed event for ttl
 // (webhook.DefaultDedupeTTL when ttl is not positive).
 func NewDeduper(rdb redis.UniversalClient, ttl time.Duration, opts ...Option) *Deduper {
-	o := newOptions(opts)
+	o := newOptions("NewDeduper", rdb, opts)
 	if ttl <= 0 {
 		ttl = webhook.DefaultDedupeTTL
 	}

@@ -37,9 +37,9 @@ var _ vpay.Limiter = (*Limiter)(nil)
 
 // NewLimiter returns a Limiter for an API key on plan.
 func NewLimiter(rdb redis.UniversalClient, plan vpay.Plan, opts ...Option) *Limiter {
-	o := newOptions(opts)
-	if plan.PerMinute <= 0 {
-		plan = vpay.PlanStarter
+	o := newOptions("NewLimiter", rdb, opts)
+	if plan.PerMinute <= 0 || plan.PerDay < 0 {
+		panic(fmt.Sprintf("redisstore: NewLimiter: invalid plan %+v: PerMinute must be positive (vpay.PlanStarter, vpay.PlanGrowth or your own)", plan))
 	}
 	return &Limiter{
 		rdb:   rdb,

@@ -12,7 +12,7 @@ import (
 	"math"
 	"net/http"
 	"strconv"
-	"sync"
+	"strings"
 	"sync/atomic"
 	"time"
 
@@ -22,70 +22,6 @@ import (
 // DefaultMaxBodyBytes caps a webhook body: a V-Pay event is a few hundred
 // bytes.
 const DefaultMaxBodyBytes = 1 << 20
-
-// DefaultDedupeTTL is how long the in-memory Deduper remembers an event:
-// longer than V-Pay keeps redelivering.
-const DefaultDedupeTTL = 24 * time.Hour
-
-// Deduper remembers which events were processed, so that a redelivered
-// event reaches the handler's function once. The signature has no
-// timestamp, so this is also the protection against replayed requests.
-//
-// An event goes through two states: in progress, held by one delivery
-// (its owner) under a lease that the handler renews while fn runs, and
-// done, remembered for the Deduper's TTL. The lease is what lets a
-// redelivery tell "being processed right now" (answer non-2xx: the first
-// delivery may still fail) from "processed" (answer 200), and what frees
-// the event when the process holding it crashed.
-//
-// Implementations must be safe for concurrent use.
-type Deduper interface {
-	// Claim takes key for owner for lease, unless the event is done
-	// (Done) or another owner holds a lease that has not expired
-	// (InProgress). An expired lease is taken over.
-	Claim(ctx context.Context, key, owner string, lease time.Duration) (ClaimState, error)
-	// Extend renews owner's lease on key for another lease from now. It
-	// returns ErrLeaseLost when owner no longer holds key.
-	Extend(ctx context.Context, key, owner string, lease time.Duration) error
-	// Complete records key as done, whoever holds it: the event was
-	// processed.
-	Complete(ctx context.Context, key, owner string) error
-	// Release drops owner's claim after processing failed, so that the
-	// next delivery is processed. A claim owner no longer holds is left
-	// alone.
-	Release(ctx context.Context, key, owner string) error
-}
-
-// ClaimState is what Deduper.Claim found.
-type ClaimState int
-
-// The states of Claim.
-const (
-	// Claimed: the caller now holds the event; it processes it, then
-	// calls Complete or Release.
-	Claimed ClaimState = iota + 1
-	// InProgress: another delivery holds a live lease on the event.
-	InProgress
-	// Done: the event was processed.
-	Done
-)
-
-// String names the state, for logs.
-func (s ClaimState) String() string {
-	switch s {
-	case Claimed:
-		return "claimed"
-	case InProgress:
-		return "in progress"
-	case Done:
-		return "done"
-	}
-	return fmt.Sprintf("ClaimState(%d)", int(s))
-}
-
-// ErrLeaseLost is returned by Deduper.Extend when the owner no longer holds
-// the event.
-var ErrLeaseLost = errors.New("webhook: lease lost")
 
 // DefaultTimeout is how long Handler gives fn by default: fn's ctx ends
 // after it, and it is the lease a delivery holds on its event.
@@ -97,11 +33,24 @@ const DefaultTimeout = 30 * time.Second
 // the same event.
 const MinTimeout = 100 * time.Millisecond
 
-// Option configures Handler.
+// Option configures Handler. An invalid option (a nil Deduper, logger or
+// observer, a body cap that is not positive, a time limit below
+// MinTimeout) makes Handler panic at construction, as a missing secret
+// does: Handler has no error to return, and a webhook endpoint that
+// silently ran with another setting than the one written would be found
+// only when an event was lost. The core's options are the same values
+// refused through NewClient's error.
 type Option func(*handler)
 
+// refuse records an invalid option; Handler panics with every one.
+func (h *handler) refuse(format string, args ...any) {
+	h.invalid = append(h.invalid, fmt.Sprintf(format, args...))
+}
+
 // WithSecrets adds secrets that also verify, for rotation: during the
-// switch, sign with the new secret and accept both.
+// switch, sign with the new secret and accept both. An empty string adds
+// nothing (so WithSecrets(os.Getenv("VPAY_WEBHOOK_SECRET_OLD")) is safe
+// outside a rotation) and never disables the other secrets.
 func WithSecrets(more ...string) Option {
 	return func(h *handler) {
 		for _, s := range more {
@@ -113,11 +62,14 @@ func WithSecrets(more ...string) Option {
 }
 
 // WithMaxBodyBytes caps the body; a larger one gets 413 (default 1 MiB).
+// n must be positive.
 func WithMaxBodyBytes(n int64) Option {
 	return func(h *handler) {
-		if n > 0 {
-			h.maxBody = n
+		if n <= 0 {
+			h.refuse("WithMaxBodyBytes(%d): the cap must be positive", n)
+			return
 		}
+		h.maxBody = n
 	}
 }
 
@@ -125,9 +77,11 @@ func WithMaxBodyBytes(n int64) Option {
 // replicas (redisstore.NewDeduper).
 func WithDeduper(d Deduper) Option {
 	return func(h *handler) {
-		if d != nil {
-			h.dedupe = d
+		if d == nil {
+			h.refuse("WithDeduper(nil)")
+			return
 		}
+		h.dedupe = d
 	}
 }
 
@@ -146,9 +100,11 @@ func WithTimeout(d time.Duration) Option {
 // WithLogger logs refused deliveries and failures of fn (never the secret).
 func WithLogger(l *slog.Logger) Option {
 	return func(h *handler) {
-		if l != nil {
-			h.log = l
+		if l == nil {
+			h.refuse("WithLogger(nil)")
+			return
 		}
+		h.log = l
 	}
 }
 
@@ -199,9 +155,11 @@ const (
 // request's goroutine: it must be quick.
 func WithObserver(observe func(ctx context.Context, d Delivery)) Option {
 	return func(h *handler) {
-		if observe != nil {
-			h.observe = observe
+		if observe == nil {
+			h.refuse("WithObserver(nil)")
+			return
 		}
+		h.observe = observe
 	}
 }
 
@@ -213,6 +171,7 @@ type handler struct {
 	timeout time.Duration
 	dedupe  Deduper
 	log     *slog.Logger
+	invalid []string // options refused, for Handler's panic
 }
 
 // String describes the handler without its secrets.
@@ -254,6 +213,9 @@ func Handler(secret string, fn func(context.Context, *vpay.Event) error, opts ..
 	}
 	for _, o := range opts {
 		o(h)
+	}
+	if len(h.invalid) > 0 {
+		panic("webhook: Handler: invalid option: " + strings.Join(h.invalid, "; "))
 	}
 	if len(h.secrets) == 0 {
 		panic("webhook: Handler: empty webhook secret (is VPAY_WEBHOOK_SECRET set?); an endpoint without one can verify nothing")
@@ -434,12 +396,6 @@ func newOwner() string {
 	return hex.EncodeToString(b[:])
 }
 
-// DedupeKey identifies an event for de-duplication: the same transaction in
-// the same status is the same event.
-func DedupeKey(ev *vpay.Event) string {
-	return fmt.Sprintf("%s:%s", ev.Transaction.TransactionID, ev.Transaction.Status)
-}
-
 // VerifyRequest reads r's body (up to maxBytes; 0 means
 // DefaultMaxBodyBytes), verifies its signature and puts the body back, so a
 // handler further down the chain reads it again. Use it in a router's
@@ -461,89 +417,4 @@ func VerifyRequest(r *http.Request, secret string, maxBytes int64) ([]byte, erro
 		return nil, err
 	}
 	return body, nil
-}
-
-// MemoryDeduper is the default Deduper: a map with a TTL, for one process.
-// Behind several replicas, use a shared one (redisstore.NewDeduper).
-type MemoryDeduper struct {
-	ttl time.Duration
-	now func() time.Time
-
-	mu    sync.Mutex
-	seen  map[string]claim
-	sweep time.Time
-}
-
-type claim struct {
-	owner string    // "" once done
-	until time.Time // end of the lease, or of the TTL once done
-}
-
-// NewMemoryDeduper returns a Deduper that remembers a processed event for
-// ttl (DefaultDedupeTTL when ttl is not positive).
-func NewMemoryDeduper(ttl time.Duration) *MemoryDeduper {
-	if ttl <= 0 {
-		ttl = DefaultDedupeTTL
-	}
-	return &MemoryDeduper{ttl: ttl, now: time.Now, seen: make(map[string]claim)}
-}
-
-// Claim implements Deduper.
-func (d *MemoryDeduper) Claim(_ context.Context, key, owner string, lease time.Duration) (ClaimState, error) {
-	now := d.now()
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	if now.After(d.sweep) {
-		// Drop expired keys now and then, so memory follows the traffic of
-		// one TTL, not of the process's life.
-		for k, c := range d.seen {
-			if !now.Before(c.until) {
-				delete(d.seen, k)
-			}
-		}
-		d.sweep = now.Add(d.ttl / 10)
-	}
-	if c, ok := d.seen[key]; ok && now.Before(c.until) {
-		if c.owner == "" {
-			return Done, nil
-		}
-		return InProgress, nil
-	}
-	d.seen[key] = claim{owner: owner, until: now.Add(lease)}
-	return Claimed, nil
-}
-
-// Extend implements Deduper.
-func (d *MemoryDeduper) Extend(_ context.Context, key, owner string, lease time.Duration) error {
-	now := d.now()
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	c, ok := d.seen[key]
-	if !ok || c.owner != owner || !now.Before(c.until) {
-		// An expired lease is lost, as a shared store's key expires: any
-		// delivery may have claimed the event since.
-		return ErrLeaseLost
-	}
-	c.until = now.Add(lease)
-	d.seen[key] = c
-	return nil
-}
-
-// Complete implements Deduper.
-func (d *MemoryDeduper) Complete(_ context.Context, key, _ string) error {
-	now := d.now()
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	d.seen[key] = claim{until: now.Add(d.ttl)}
-	return nil
-}
-
-// Release implements Deduper.
-func (d *MemoryDeduper) Release(_ context.Context, key, owner string) error {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	if c, ok := d.seen[key]; ok && c.owner == owner && owner != "" {
-		delete(d.seen, key)
-	}
-	return nil
 }

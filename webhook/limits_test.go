@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -31,13 +32,40 @@ func TestVerifyRequestTakesABodyOfExactlyTheCap(t *testing.T) {
 	assert.True(t, errors.As(err, &tooBig), "one byte over the cap: %v", err)
 }
 
-func TestWithMaxBodyBytesZeroKeepsTheDefault(t *testing.T) {
-	h := Handler(secret, func(context.Context, *vpay.Event) error { return nil }, WithMaxBodyBytes(0))
-	assert.Equal(t, 200, deliver(h, payload, pythonSig).Code)
-	h = Handler(secret, func(context.Context, *vpay.Event) error { return nil }, WithMaxBodyBytes(int64(len(payload))))
+func TestWithMaxBodyBytesCapsTheBody(t *testing.T) {
+	h := Handler(secret, func(context.Context, *vpay.Event) error { return nil }, WithMaxBodyBytes(int64(len(payload))))
 	assert.Equal(t, 200, deliver(h, payload, pythonSig).Code, "a body of exactly the cap")
 	big := payload[:len(payload)-1] + `,"pad":"` + strings.Repeat("x", 64) + `"}`
 	assert.Equal(t, http.StatusRequestEntityTooLarge, deliver(h, big, Sign([]byte(big), secret)).Code)
+}
+
+// TestInvalidOptionsAreRefused: an option with an invalid value makes
+// Handler panic at construction, naming it, as the core's NewClient returns
+// an error: never ignored, never replaced by a default.
+func TestInvalidOptionsAreRefused(t *testing.T) {
+	fn := func(context.Context, *vpay.Event) error { return nil }
+	for _, tc := range []struct {
+		name string
+		opt  Option
+		says string
+	}{
+		{"zero body cap", WithMaxBodyBytes(0), "WithMaxBodyBytes(0)"},
+		{"negative body cap", WithMaxBodyBytes(-1), "WithMaxBodyBytes(-1)"},
+		{"nil deduper", WithDeduper(nil), "WithDeduper(nil)"},
+		{"nil logger", WithLogger(nil), "WithLogger(nil)"},
+		{"nil observer", WithObserver(nil), "WithObserver(nil)"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			defer func() {
+				r := recover()
+				require.NotNil(t, r, "Handler accepted an invalid option")
+				assert.Contains(t, fmt.Sprint(r), tc.says)
+			}()
+			Handler(secret, fn, tc.opt)
+		})
+	}
+	assert.NotPanics(t, func() { Handler(secret, fn, WithSecrets(""), WithMaxBodyBytes(1)) },
+		"an empty extra secret is no secret, and a cap of one byte is a cap")
 }
 
 // A TTL of 0 means the default, not "forget at once": a replay right
