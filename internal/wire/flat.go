@@ -13,6 +13,15 @@ import (
 // key that differs from a field's only in case, a number where a string
 // belongs, a syntax error): the caller then leaves the body to
 // encoding/json. FuzzDecodeFlat holds it to that.
+//
+// It earns its place: on the documented transaction answer it takes
+// 2.2-5.1 us and 14 allocations where encoding/json into the same struct
+// takes 13.7-24 us and 19 (go test -run XXX -bench DecodeStatusAnswer
+// -benchmem -count 4 ./internal/wire, 2 cores at load 15; the issue's
+// quieter run measured 2.7-3.2 us against 7.0-8.2 us). That is what puts a
+// Status call at the speed of a hand-written net/http one, and it decodes
+// webhook bodies too (ParseEvent), so both accept and refuse the same
+// bodies.
 func decodeFlat(b []byte, p *plainTransaction) bool {
 	i := skipSpace(b, 0)
 	if i >= len(b) || b[i] != '{' {
