@@ -221,20 +221,19 @@ func (c *Client) startRefresh(ctx context.Context, stale *Token) <-chan singlefl
 	})
 }
 
-// fetchToken calls POST /auth/, with a loop of its own: the API calls' loop
-// starts by asking for a token, and must not be re-entered from inside that.
-// The request takes a rate-limit slot (it counts against the key), and is
-// retried by the same rule as any call. The lifetime is counted from the
-// moment the request is sent, on the local clock, so neither the server's
-// clock nor the time the answer took can make the client use an expired
-// token.
+// fetchToken calls POST /auth/ through the one request loop (do), as a
+// call marked fetchesToken: sent without a bearer token, its 401 final. It
+// takes a rate-limit slot (it counts against the key) and is retried by the
+// same rule as any call. The lifetime is counted from the moment the
+// request is sent, on the local clock, so neither the server's clock nor
+// the time the answer took can make the client use an expired token.
 func (c *Client) fetchToken(ctx context.Context) (*Token, error) {
-	cl := call{ep: &c.auth, body: []byte{}}
+	cl := call{ep: &c.auth, body: []byte{}, fetchesToken: true}
 	if c.obs == nil {
-		return c.fetchTokenOnce(ctx, &cl)
+		return c.requestToken(ctx, &cl)
 	}
 	ctx, op := c.opStart(ctx, Operation{Op: OpToken})
-	tok, err := c.fetchTokenOnce(ctx, &cl)
+	tok, err := c.requestToken(ctx, &cl)
 	if f := c.obs.TokenRefresh; f != nil {
 		tr := TokenRefresh{Duration: c.clock.Now().Sub(op.Start), Err: err}
 		if tok != nil {
@@ -246,30 +245,14 @@ func (c *Client) fetchToken(ctx context.Context) (*Token, error) {
 	return tok, err
 }
 
-func (c *Client) fetchTokenOnce(ctx context.Context, cl *call) (*Token, error) {
+// requestToken sends the token fetch and reads the token from its answer.
+func (c *Client) requestToken(ctx context.Context, cl *call) (*Token, error) {
 	var ar wire.AuthResponse
-	var sent time.Time
-	for tries := 0; ; tries++ {
-		if err := c.waitForRate(ctx, OpToken); err != nil {
-			return nil, c.fail(*cl, err, false)
-		}
-		sent = c.clock.Now()
-		res := c.exchange(ctx, cl.ep, "", cl.body, nil, &ar, cl.attempts)
-		cl.attempts++
-		if res.err == nil {
-			break
-		}
-		d := c.retryAfter(ctx, res, tries)
-		c.decided(ctx, cl, res, tries, d)
-		if !d.again {
-			return nil, c.fail(*cl, res.err, false)
-		}
-		if err := c.pause(ctx, OpToken, d); err != nil {
-			return nil, c.fail(*cl, gaveUp(err), false)
-		}
+	if err := c.do(ctx, cl, &ar); err != nil {
+		return nil, err
 	}
 	if ar.Access == "" {
-		return nil, c.fail(*cl, &Error{Message: "response has no access token"}, false)
+		return nil, c.annotate(*cl, &Error{Message: "response has no access token"}, false)
 	}
 	lifetime := time.Duration(ar.ExpiresIn)
 	if lifetime <= 0 {
@@ -282,8 +265,8 @@ func (c *Client) fetchTokenOnce(ctx context.Context, cl *call) (*Token, error) {
 	defer c.mu.Unlock()
 	if mode != "" {
 		if c.mode != "" && c.mode != mode {
-			return nil, &Error{Code: CodeInvalidKey, Method: c.auth.method, Path: c.auth.path,
-				Message: fmt.Sprintf("the credentials are %s but the server issued a %s token", c.mode, mode)}
+			return nil, c.annotate(*cl, &Error{Code: CodeInvalidKey,
+				Message: fmt.Sprintf("the credentials are %s but the server issued a %s token", c.mode, mode)}, false)
 		}
 		c.mode = mode
 	}
@@ -291,7 +274,7 @@ func (c *Client) fetchTokenOnce(ctx context.Context, cl *call) (*Token, error) {
 		AccessToken:  string(ar.Access),
 		RefreshToken: string(ar.Refresh),
 		Mode:         mode,
-		IssuedAt:     sent,
-		Expiry:       sent.Add(lifetime),
+		IssuedAt:     cl.sent,
+		Expiry:       cl.sent.Add(lifetime),
 	}, nil
 }

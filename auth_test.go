@@ -100,7 +100,9 @@ func TestColdClientMakesOneAuthCall(t *testing.T) {
 	var calls atomic.Int64
 	srv := newRawServer(t, func(w http.ResponseWriter, r *http.Request) {
 		calls.Add(1)
-		<-release // hold the refresh until every goroutine is waiting on it
+		if !await(t, release, "the test to release the refresh") { // every goroutine is waiting on it
+			return
+		}
 		writeJSON(w, 200, `{"access":"a1","mode":"sandbox","expires_in":300}`)
 	})
 	c, err := NewClient(testUser, testKey, WithBaseURL(srv))
@@ -177,7 +179,9 @@ func TestRevokedTokenReplacedOnce(t *testing.T) {
 			if stale.Add(1) == n {
 				close(allStale)
 			}
-			<-allStale
+			if !await(t, allStale, "all requests to carry the revoked token") {
+				return
+			}
 			writeJSON(w, 401, `{"status":"error","error_code":"INVALID_KEY","message":"token revoked"}`)
 			return
 		}
@@ -272,7 +276,11 @@ func (s *countingStore) Refresh(ctx context.Context, stale *Token, fetch func(co
 	if s.refreshes.Add(1) == 1 {
 		close(s.entered)
 	}
-	<-s.release
+	select {
+	case <-s.release:
+	case <-time.After(10 * time.Second):
+		return nil, errors.New("countingStore: the test never released the refresh")
+	}
 	return s.MemoryTokenStore.Refresh(ctx, stale, fetch)
 }
 
@@ -313,4 +321,30 @@ func TestOneStoreRefreshPerClientHoweverManyCallers(t *testing.T) {
 	// may ask the store once more; the store then returns the new token
 	// without fetching.
 	assert.EqualValues(t, 1, s.authCalls.Load())
+}
+
+// TestTokenFetchGoesThroughTheOneLoopWithoutAToken: the token fetch is one
+// more call through the request loop, with what differs stated on the
+// call: it carries no bearer token (it is how one is got), and its 401
+// means the credentials are refused, so it is final: no second /auth/.
+func TestTokenFetchGoesThroughTheOneLoopWithoutAToken(t *testing.T) {
+	var authCalls atomic.Int64
+	url := newRawServer(t, func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path != "/auth/" {
+			t.Errorf("unexpected request %s %s", r.Method, r.URL.Path)
+			return
+		}
+		authCalls.Add(1)
+		assert.Empty(t, r.Header.Get("Authorization"), "the token fetch carries no bearer token")
+		writeJSON(w, 401, `{"status":"error","error_code":"INVALID_KEY","message":"bad key"}`)
+	})
+	c, err := NewClient(testUser, testKey, WithBaseURL(url+"/"), WithMaxRetries(3))
+	require.NoError(t, err)
+	_, err = c.Status(context.Background(), "VP1")
+	require.ErrorIs(t, err, ErrInvalidKey)
+	var e *Error
+	require.ErrorAs(t, err, &e)
+	assert.Equal(t, "/auth/", e.Path, "the error names the token fetch")
+	assert.False(t, e.OutcomeUnknown)
+	assert.EqualValues(t, 1, authCalls.Load(), "a refused key is not asked again")
 }

@@ -88,7 +88,7 @@ func NewClient(apiUser, apiKey string, opts ...Option) (*Client, error) {
 		maxWait:  DefaultMaxWait,
 		lowShare: DefaultLowPriorityShare,
 		clock:    realClock{},
-		poll:     waitFirstPoll,
+		poll:     DefaultPollInterval,
 	}
 	for _, o := range opts {
 		if o == nil {

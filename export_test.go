@@ -6,7 +6,7 @@ import (
 )
 
 // NewLimiterAt is the default Limiter on a clock the test moves, for
-// vpaytest.TestLimiter from the external test package.
+// limitertest.TestLimiter from the external test package.
 func NewLimiterAt(plan Plan, now func() time.Time) Limiter {
 	return newLocalLimiter(plan, true, funcClock(now))
 }

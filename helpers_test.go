@@ -79,7 +79,8 @@ type server struct {
 	mux       *http.ServeMux
 	authCalls atomic.Int64
 	tokenSeq  atomic.Int64
-	lifetime  string // expires_in in the auth response
+	lifetime  string      // expires_in in the auth response
+	authDown  atomic.Bool // /auth/ answers 503
 	now       func() time.Time
 }
 
@@ -90,6 +91,10 @@ func setup(t *testing.T, opts ...Option) (*Client, *server) {
 	api.HandleFunc("POST /auth/", func(w http.ResponseWriter, r *http.Request) {
 		if r.Header.Get("apiUser") != testUser || r.Header.Get("apiKey") != testKey {
 			writeJSON(w, 401, `{"status":"error","error_code":"INVALID_KEY","message":"bad key"}`)
+			return
+		}
+		if s.authDown.Load() {
+			writeJSON(w, 503, `{"status":"error","message":"auth is down"}`)
 			return
 		}
 		s.authCalls.Add(1)
@@ -156,6 +161,12 @@ func setupClock(t *testing.T, opts ...Option) (*Client, *server, *fakeClock) {
 	c, s := setup(t, append([]Option{withClock(clk)}, opts...)...)
 	s.now = clk.Now
 	return c, s, clk
+}
+
+// await is testutil.Wait: for handlers and functions the client calls.
+func await[T any](t *testing.T, ch <-chan T, what string) bool {
+	t.Helper()
+	return testutil.Wait(t, ch, what)
 }
 
 // recv is testutil.Recv.

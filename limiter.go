@@ -10,6 +10,57 @@ import (
 	"golang.org/x/time/rate"
 )
 
+// Limiter decides when the client may send a request. The client asks it
+// before every request (Reserve) and then tells it, exactly once, what
+// became of each request it let go: the rate-limit state the answer
+// announced (Answered), or that no answer came (Unanswered). So an
+// implementation shared by many processes (see the redisstore and pgstore
+// modules) can pause all of them when one sees a spent window.
+// limitertest.TestLimiter (package vpaytest/limitertest) checks an
+// implementation against the decisions of the default one.
+//
+// Implementations must be safe for concurrent use.
+type Limiter interface {
+	// Reserve asks to send one request now. It returns a zero Reservation when the
+	// request may go (and counts it), or how long to wait before asking
+	// again (and counts nothing). Asking again, rather than booking a slot
+	// far ahead, lets a limiter base every decision on the latest headers.
+	// If the wait would be longer than maxWait it returns an error matching
+	// ErrRateLimited instead (a *Error whose RateLimit says when the window
+	// resets).
+	Reserve(ctx context.Context, maxWait time.Duration) (Reservation, error)
+	// Answered records the state an answer announced (the zero RateLimit for
+	// an answer without rate-limit headers). throttled is true for a 429,
+	// when rl.Reset is the time the server said to come back.
+	Answered(ctx context.Context, rl RateLimit, throttled bool)
+	// Unanswered records that a request Reserve let go will get no answer:
+	// the connection failed or was dropped, the call timed out, or its ctx
+	// ended before an answer came (or before the request left). It is no
+	// longer in flight; what it spent of its window stays spent. The
+	// client calls exactly one of Answered and Unanswered for every request
+	// Reserve let go, so a limiter that counts requests in flight (to hold
+	// slots for those that may land in the next window) never carries an
+	// unanswered one into every later window.
+	Unanswered(ctx context.Context)
+}
+
+// Reservation is a Limiter's answer to Reserve. The zero Reservation means
+// "go".
+type Reservation struct {
+	// For is how long to wait before asking again.
+	For time.Duration
+	// Wake, when not nil, is closed if the limiter learns something before
+	// For has passed (an answer that frees the window, a window that ends
+	// sooner than thought): ask again then, instead of polling.
+	Wake <-chan struct{}
+}
+
+// Wait is the old name of Reservation.
+//
+// Deprecated: use Reservation; Wait goes in the next minor release, so that
+// Client.Wait has the word to itself.
+type Wait = Reservation
+
 // NewLimiter returns the default Limiter for plan: a token bucket
 // (golang.org/x/time/rate) at the plan's rate paces a client that knows
 // nothing of the server's window yet; once a response has said how many
@@ -61,11 +112,11 @@ type localLimiter struct {
 
 // waitFor tells a caller to wait d or until an answer changes the state.
 // The caller holds l.mu.
-func (l *localLimiter) waitFor(d time.Duration) Wait {
+func (l *localLimiter) waitFor(d time.Duration) Reservation {
 	if l.wake == nil {
 		l.wake = make(chan struct{})
 	}
-	return Wait{For: d, Wake: l.wake}
+	return Reservation{For: d, Wake: l.wake}
 }
 
 // Probing a window announced to be spent: the first probe a minute after
@@ -90,7 +141,7 @@ func newLocalLimiter(plan Plan, planned bool, c clock) *localLimiter {
 	}
 }
 
-func (l *localLimiter) Reserve(ctx context.Context, maxWait time.Duration) (Wait, error) {
+func (l *localLimiter) Reserve(ctx context.Context, maxWait time.Duration) (Reservation, error) {
 	share, low := LowPriorityShare(ctx)
 	now := l.clock.Now()
 	l.mu.Lock()
@@ -117,7 +168,7 @@ func (l *localLimiter) Reserve(ctx context.Context, maxWait time.Duration) (Wait
 		l.day, l.dayCount = day, 0
 	}
 	if l.perDay > 0 && l.dayCount >= l.perDay {
-		return Wait{}, l.refuse(l.day.Add(24*time.Hour), now, "daily quota of %d requests spent", l.perDay)
+		return Reservation{}, l.refuse(l.day.Add(24*time.Hour), now, "daily quota of %d requests spent", l.perDay)
 	}
 	if !l.windowEnd.IsZero() && l.remaining <= 0 {
 		wait := l.windowEnd.Sub(now)
@@ -129,9 +180,9 @@ func (l *localLimiter) Reserve(ctx context.Context, maxWait time.Duration) (Wait
 				l.probeAt = now.Add(l.probeEvery)
 				l.dayCount++
 				l.inflight++
-				return Wait{}, nil
+				return Reservation{}, nil
 			}
-			return Wait{}, l.refuse(l.windowEnd, now, "window of %d requests spent", l.limit)
+			return Reservation{}, l.refuse(l.windowEnd, now, "window of %d requests spent", l.limit)
 		}
 		// When the end is our guess, the first answer of the new window
 		// wakes the waiters.
@@ -140,7 +191,7 @@ func (l *localLimiter) Reserve(ctx context.Context, maxWait time.Duration) (Wait
 	if !l.windowEnd.IsZero() && low && l.limit > 0 && float64(l.limit-l.remaining) >= share*float64(l.limit) {
 		// Background work has used its share of this window: the rest is
 		// kept for the calls a customer waits on.
-		return Wait{}, l.refuse(l.windowEnd, now, "low-priority share (%.0f%%) of the window of %d spent", 100*share, l.limit)
+		return Reservation{}, l.refuse(l.windowEnd, now, "low-priority share (%.0f%%) of the window of %d spent", 100*share, l.limit)
 	}
 	if !l.windowEnd.IsZero() {
 		// The server's window is known: it alone decides.
@@ -148,24 +199,24 @@ func (l *localLimiter) Reserve(ctx context.Context, maxWait time.Duration) (Wait
 		l.dayCount++
 		l.grants++
 		l.inflight++
-		return Wait{}, nil
+		return Reservation{}, nil
 	}
 	if l.headerless && !l.planned {
 		// The server (or a proxy) sends no headers and the merchant named
 		// no plan: pacing at a guessed plan would throttle a Growth key to
 		// Starter's pace forever. 429s will say when to stop.
-		return Wait{}, nil
+		return Reservation{}, nil
 	}
 	// No window known yet (a cold client): pace at the plan's rate until
 	// the first answer says where the window stands.
 	r := l.bucket.ReserveN(now, 1)
 	if !r.OK() {
-		return Wait{}, l.refuse(now.Add(time.Minute), now, "limiter cannot grant a request")
+		return Reservation{}, l.refuse(now.Add(time.Minute), now, "limiter cannot grant a request")
 	}
 	if d := r.DelayFrom(now); d > 0 {
 		r.CancelAt(now)
 		if d > maxWait {
-			return Wait{}, l.refuse(now.Add(d), now, "pacing would wait %s", d.Round(time.Millisecond))
+			return Reservation{}, l.refuse(now.Add(d), now, "pacing would wait %s", d.Round(time.Millisecond))
 		}
 		// An answer in flight may make the wait unnecessary: it wakes us.
 		return l.waitFor(d), nil
@@ -173,7 +224,7 @@ func (l *localLimiter) Reserve(ctx context.Context, maxWait time.Duration) (Wait
 	l.blind++
 	l.dayCount++
 	l.inflight++
-	return Wait{}, nil
+	return Reservation{}, nil
 }
 
 func (l *localLimiter) refuse(reset, now time.Time, format string, args ...any) error {
@@ -184,7 +235,7 @@ func (l *localLimiter) refuse(reset, now time.Time, format string, args ...any) 
 	}
 }
 
-func (l *localLimiter) Observe(_ context.Context, rl RateLimit, throttled bool) {
+func (l *localLimiter) Answered(_ context.Context, rl RateLimit, throttled bool) {
 	now := l.clock.Now()
 	l.mu.Lock()
 	defer l.mu.Unlock()
@@ -254,6 +305,14 @@ func (l *localLimiter) Observe(_ context.Context, rl RateLimit, throttled bool) 
 		// A window we had not reached by our clock: the server's word.
 		l.remaining, l.windowEnd = rl.Remaining, rl.Reset
 	}
+}
+
+func (l *localLimiter) Unanswered(context.Context) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	// No later window holds a slot for it. One this window held for it
+	// (a straggler) stays spent: it may have counted here.
+	l.inflight = max(l.inflight-1, 0)
 }
 
 // wakeWaiters wakes the callers told to wait, when the state may now let

@@ -4,11 +4,11 @@ import (
 	"testing"
 
 	"github.com/vonsung/vpay-go"
-	"github.com/vonsung/vpay-go/vpaytest"
+	"github.com/vonsung/vpay-go/vpaytest/limitertest"
 )
 
-// The default Limiter is the reference vpaytest.TestLimiter holds every
+// The default Limiter is the reference limitertest.TestLimiter holds every
 // other to (redisstore runs the same table against Redis).
 func TestDefaultLimiterConformance(t *testing.T) {
-	vpaytest.TestLimiter(t, vpay.NewLimiterAt)
+	limitertest.TestLimiter(t, vpay.NewLimiterAt)
 }

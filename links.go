@@ -77,7 +77,7 @@ func (c *Client) createLink(ctx context.Context, req *LinkRequest, cl *call) (*L
 	}
 	l := linkFromWire(&w)
 	if l.ID == "" {
-		return nil, c.fail(*cl, &Error{Message: "the answer names no link"}, false)
+		return nil, c.annotate(*cl, &Error{Message: "the answer names no link"}, false)
 	}
 	return l, nil
 }

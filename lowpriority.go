@@ -2,12 +2,7 @@ package vpay
 
 import (
 	"context"
-	"fmt"
 )
-
-// DefaultLowPriorityShare is the share of each rate-limit window that
-// low-priority calls may use by default.
-const DefaultLowPriorityShare = 0.5
 
 type lowPriorityKey struct{}
 
@@ -51,17 +46,4 @@ func withShare(ctx context.Context, share float64) context.Context {
 		return ctx
 	}
 	return context.WithValue(ctx, lowPriorityKey{}, share)
-}
-
-// WithLowPriorityShare sets the share of each rate-limit window that calls
-// marked with WithLowPriority may use (default 0.5): more than 0, at most
-// 1. The rest stays free for the calls a customer waits on.
-func WithLowPriorityShare(f float64) Option {
-	return func(c *config) error {
-		if !(f > 0 && f <= 1) {
-			return fmt.Errorf("vpay: WithLowPriorityShare: %v is not in (0, 1]", f)
-		}
-		c.lowShare = f
-		return nil
-	}
 }

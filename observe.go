@@ -227,18 +227,6 @@ type TokenRefresh struct {
 	Err      error         // nil on success
 }
 
-// WithObserver sets an Observer told of each operation, attempt, retry,
-// rate-limit wait, refusal and token refresh. Given more than once, every
-// observer is told, in order; a nil one is ignored.
-func WithObserver(o *Observer) Option {
-	return func(c *config) error {
-		if o != nil {
-			c.observers = append(c.observers, o)
-		}
-		return nil
-	}
-}
-
 // joinObservers makes one Observer of several: each event goes to each in
 // order, a context returned by one passed to the next; ends go innermost
 // first, as spans end.

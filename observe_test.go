@@ -335,10 +335,11 @@ func TestEveryJoinedObserverIsToldOfEveryEvent(t *testing.T) {
 // not reset in time does.
 type refusingLimiter struct{}
 
-func (refusingLimiter) Reserve(context.Context, time.Duration) (Wait, error) {
-	return Wait{}, &Error{Code: CodeRateLimited, Message: "window spent"}
+func (refusingLimiter) Reserve(context.Context, time.Duration) (Reservation, error) {
+	return Reservation{}, &Error{Code: CodeRateLimited, Message: "window spent"}
 }
-func (refusingLimiter) Observe(context.Context, RateLimit, bool) {}
+func (refusingLimiter) Answered(context.Context, RateLimit, bool) {}
+func (refusingLimiter) Unanswered(context.Context)                {}
 
 // TestObserverSeesATokenFetchRefusedByTheRateLimit: the token fetch waits
 // for the rate limit like any call, and its refusal is told the same way.

@@ -39,6 +39,9 @@ const (
 	DefaultMaxRetries = 2
 	DefaultMaxWait    = 60 * time.Second
 	DefaultTimeout    = 30 * time.Second
+	// DefaultPollInterval is Wait's first interval between polls
+	// (WithPollInterval): soon, because sandbox numbers succeed in seconds.
+	DefaultPollInterval = 2 * time.Second
 )
 
 // WithBaseURL points the client at another server, e.g. the vpaytest
@@ -161,7 +164,7 @@ func WithTokenStore(s TokenStore) Option {
 	}
 }
 
-// WithPollInterval sets Wait's first interval between polls (default 2 s);
+// WithPollInterval sets Wait's first interval between polls (default DefaultPollInterval, 2 s);
 // later intervals grow by half each time, up to 15 s. A test against the
 // vpaytest emulator can poll faster than a real MoMo prompt needs.
 func WithPollInterval(d time.Duration) Option {
@@ -178,4 +181,33 @@ func WithPollInterval(d time.Duration) Option {
 // instantaneous and observable.
 func withClock(cl clock) Option {
 	return func(c *config) error { c.clock = cl; return nil }
+}
+
+// DefaultLowPriorityShare is the share of each rate-limit window that
+// low-priority calls may use by default.
+const DefaultLowPriorityShare = 0.5
+
+// WithLowPriorityShare sets the share of each rate-limit window that calls
+// marked with WithLowPriority may use (default 0.5): more than 0, at most
+// 1. The rest stays free for the calls a customer waits on.
+func WithLowPriorityShare(f float64) Option {
+	return func(c *config) error {
+		if !(f > 0 && f <= 1) {
+			return fmt.Errorf("vpay: WithLowPriorityShare: %v is not in (0, 1]", f)
+		}
+		c.lowShare = f
+		return nil
+	}
+}
+
+// WithObserver sets an Observer told of each operation, attempt, retry,
+// rate-limit wait, refusal and token refresh. Given more than once, every
+// observer is told, in order; a nil one is ignored.
+func WithObserver(o *Observer) Option {
+	return func(c *config) error {
+		if o != nil {
+			c.observers = append(c.observers, o)
+		}
+		return nil
+	}
 }

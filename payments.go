@@ -136,7 +136,7 @@ func (c *Client) doPay(ctx context.Context, req *PayRequest, cl *call) (*Payment
 	if tx.TransactionID == "" {
 		// A 2xx that names no transaction ({}, null, a proxy's page of
 		// JSON) proves nothing: the payment may exist or not.
-		return nil, c.fail(*cl, &Error{Message: "the answer names no transaction"}, true)
+		return nil, c.annotate(*cl, &Error{Message: "the answer names no transaction"}, true)
 	}
 	return paymentFromWire(&tx, ref), nil
 }

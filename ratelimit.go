@@ -55,39 +55,6 @@ func (p Plan) validate() error {
 	return nil
 }
 
-// Limiter decides when the client may send a request. The client asks it
-// before every request (Reserve) and tells it every rate-limit state it sees
-// (Observe), so an implementation shared by many processes (see the
-// redisstore module) can pause all of them when one sees a spent window.
-// vpaytest.TestLimiter checks an implementation against the decisions of
-// the default one.
-//
-// Implementations must be safe for concurrent use.
-type Limiter interface {
-	// Reserve asks to send one request now. It returns a zero Wait when the
-	// request may go (and counts it), or how long to wait before asking
-	// again (and counts nothing). Asking again, rather than booking a slot
-	// far ahead, lets a limiter base every decision on the latest headers.
-	// If the wait would be longer than maxWait it returns an error matching
-	// ErrRateLimited instead (a *Error whose RateLimit says when the window
-	// resets).
-	Reserve(ctx context.Context, maxWait time.Duration) (Wait, error)
-	// Observe records the state an answer announced (the zero RateLimit for
-	// an answer without rate-limit headers). throttled is true for a 429,
-	// when rl.Reset is the time the server said to come back.
-	Observe(ctx context.Context, rl RateLimit, throttled bool)
-}
-
-// Wait is a Limiter's answer to Reserve. The zero Wait means "go".
-type Wait struct {
-	// For is how long to wait before asking again.
-	For time.Duration
-	// Wake, when not nil, is closed if the limiter learns something before
-	// For has passed (an answer that frees the window, a window that ends
-	// sooner than thought): ask again then, instead of polling.
-	Wake <-chan struct{}
-}
-
 // rateGate owns the client's rate limiting, in one place: the wait before
 // a request is sent, reading every answer's headers (the window, Retry-After,
 // the Date skew), the state RateLimit reports, telling the Limiter, and the
@@ -135,11 +102,11 @@ func (g *rateGate) budget(ctx context.Context) time.Duration {
 	return max(b, 0)
 }
 
-// wait returns when the Limiter lets one request go, asking again after
+// reserve returns when the Limiter lets one request go, asking again after
 // each wait it is told, for at most the budget in all; or an error matching
 // ErrRateLimited when the window will not reset in time. It returns how
 // long it waited.
-func (g *rateGate) wait(ctx context.Context) (time.Duration, error) {
+func (g *rateGate) reserve(ctx context.Context) (time.Duration, error) {
 	if IsLowPriority(ctx) {
 		// Background work never waits: the limiter grants it now, within
 		// its share, or refuses it at once.
@@ -189,11 +156,11 @@ func (g *rateGate) afterThrottle(ctx context.Context, rl RateLimit, backoff time
 	return wait, fmt.Sprintf("429: waiting %s for the rate-limit window to reset", wait.Round(time.Millisecond)), true
 }
 
-// observe reads an answer's rate-limit headers (and Retry-After on a 429),
+// answered reads an answer's rate-limit headers (and Retry-After on a 429),
 // records them as the latest state, tells the Limiter and logs what was
 // wrong with them, once per kind. It returns the state the answer
 // announced.
-func (g *rateGate) observe(ctx context.Context, h http.Header, status int) RateLimit {
+func (g *rateGate) answered(ctx context.Context, h http.Header, status int) RateLimit {
 	now := g.clock.Now()
 	rl, ok, issues := parseRateLimit(h, now, g.parseDate)
 	if ok {
@@ -211,9 +178,16 @@ func (g *rateGate) observe(ctx context.Context, h http.Header, status int) RateL
 			rl.Reset = now.Add(d)
 		}
 	}
-	g.limiter.Observe(ctx, rl, throttled)
+	g.limiter.Answered(ctx, rl, throttled)
 	g.logIssues(ctx, issues)
 	return rl
+}
+
+// unanswered tells the Limiter that a request it let go got no answer.
+// The ctx may have ended (that is often why no answer came): the limiter
+// still hears of it, or a shared limiter would keep the slot for ever.
+func (g *rateGate) unanswered(ctx context.Context) {
+	g.limiter.Unanswered(context.WithoutCancel(ctx))
 }
 
 // Latest is the state the last answer with rate-limit headers announced.

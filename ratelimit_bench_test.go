@@ -64,8 +64,11 @@ func (s *windowServer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 // ignores rate limits.
 type noLimiter struct{}
 
-func (noLimiter) Reserve(context.Context, time.Duration) (Wait, error) { return Wait{}, nil }
-func (noLimiter) Observe(context.Context, RateLimit, bool)             {}
+func (noLimiter) Reserve(context.Context, time.Duration) (Reservation, error) {
+	return Reservation{}, nil
+}
+func (noLimiter) Answered(context.Context, RateLimit, bool) {}
+func (noLimiter) Unanswered(context.Context)                {}
 
 // BenchmarkRateLimitQuota drives a server that allows 600 requests a minute,
 // scaled to 20 per 2-second window, with 32 goroutines for 5 windows, with

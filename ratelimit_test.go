@@ -227,7 +227,7 @@ func TestLimiterAdaptsToHeaders(t *testing.T) {
 	l := newLocalLimiter(Plan{PerMinute: 60}, true, clk)
 	ctx := context.Background()
 	now := clk.Now()
-	l.Observe(ctx, RateLimit{Limit: 60, Remaining: 2, Reset: now.Add(30 * time.Second)}, false)
+	l.Answered(ctx, RateLimit{Limit: 60, Remaining: 2, Reset: now.Add(30 * time.Second)}, false)
 	for range 2 {
 		_, err := take(t, l, clk, time.Minute)
 		require.NoError(t, err)
@@ -239,14 +239,14 @@ func TestLimiterAdaptsToHeaders(t *testing.T) {
 
 	// Another process used the key: Remaining lower than our count drains it.
 	now = clk.Now()
-	l.Observe(ctx, RateLimit{Limit: 60, Remaining: 50, Reset: now.Add(60 * time.Second)}, false)
-	l.Observe(ctx, RateLimit{Limit: 60, Remaining: 0, Reset: now.Add(60 * time.Second)}, false)
+	l.Answered(ctx, RateLimit{Limit: 60, Remaining: 50, Reset: now.Add(60 * time.Second)}, false)
+	l.Answered(ctx, RateLimit{Limit: 60, Remaining: 0, Reset: now.Add(60 * time.Second)}, false)
 	_, err = l.Reserve(ctx, time.Second)
 	assert.ErrorIs(t, err, ErrRateLimited)
 
 	// A plan upgrade scales the pace.
 	before := l.bucket.Limit()
-	l.Observe(ctx, RateLimit{Limit: 120, Remaining: 100, Reset: now.Add(60 * time.Second)}, false)
+	l.Answered(ctx, RateLimit{Limit: 120, Remaining: 100, Reset: now.Add(60 * time.Second)}, false)
 	assert.InDelta(t, float64(before)*2, float64(l.bucket.Limit()), 1e-9)
 }
 
@@ -259,7 +259,7 @@ func TestColdRequestsCountedAgainstFirstWindow(t *testing.T) {
 		require.Zero(t, d)
 	}
 	// The first answer says 19 left; the 9 others in flight are not in it.
-	l.Observe(context.Background(), RateLimit{Limit: 20, Remaining: 19, Reset: clk.Now().Add(2 * time.Second)}, false)
+	l.Answered(context.Background(), RateLimit{Limit: 20, Remaining: 19, Reset: clk.Now().Add(2 * time.Second)}, false)
 	assert.Equal(t, 10, l.remaining)
 
 	// Had the server counted all ten before answering, nothing is in flight.
@@ -267,7 +267,7 @@ func TestColdRequestsCountedAgainstFirstWindow(t *testing.T) {
 	for range 10 {
 		_, _ = l2.Reserve(context.Background(), time.Minute)
 	}
-	l2.Observe(context.Background(), RateLimit{Limit: 20, Remaining: 10, Reset: clk.Now().Add(2 * time.Second)}, false)
+	l2.Answered(context.Background(), RateLimit{Limit: 20, Remaining: 10, Reset: clk.Now().Add(2 * time.Second)}, false)
 	assert.Equal(t, 10, l2.remaining)
 }
 
@@ -303,13 +303,14 @@ type recordingLimiter struct {
 	seen   []int64
 }
 
-func (r *recordingLimiter) Reserve(context.Context, time.Duration) (Wait, error) {
+func (r *recordingLimiter) Reserve(context.Context, time.Duration) (Reservation, error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	r.seen = append(r.seen, r.issued())
-	return Wait{}, nil
+	return Reservation{}, nil
 }
-func (r *recordingLimiter) Observe(context.Context, RateLimit, bool) {}
+func (r *recordingLimiter) Answered(context.Context, RateLimit, bool) {}
+func (r *recordingLimiter) Unanswered(context.Context)                {}
 
 func TestReservationIsTakenAfterTheToken(t *testing.T) {
 	rec := &recordingLimiter{}
@@ -591,7 +592,7 @@ func (l *localLimiter) waiting() bool {
 func TestWaitersWakeWhenAnAnswerFreesTheWindow(t *testing.T) {
 	for name, spend := range map[string]func(l *localLimiter){
 		"window spent": func(l *localLimiter) {
-			l.Observe(context.Background(), RateLimit{Limit: 10, Remaining: 0, Reset: time.Now().Add(40 * time.Second)}, false)
+			l.Answered(context.Background(), RateLimit{Limit: 10, Remaining: 0, Reset: time.Now().Add(40 * time.Second)}, false)
 		},
 		"cold pacing": func(l *localLimiter) {
 			_, _ = l.Reserve(context.Background(), time.Minute) // the one request a minute's bucket holds
@@ -602,13 +603,13 @@ func TestWaitersWakeWhenAnAnswerFreesTheWindow(t *testing.T) {
 			spend(l)
 			g := &rateGate{limiter: l, clock: realClock{}, maxWait: 5 * time.Minute, logger: slog.New(slog.DiscardHandler)}
 			done := make(chan error, 1)
-			go func() { _, err := g.wait(context.Background()); done <- err }()
+			go func() { _, err := g.reserve(context.Background()); done <- err }()
 			for !l.waiting() {
 				runtime.Gosched() // until the waiter has been told to wait
 			}
 			// An answer shows a new window with requests left: the waiter
 			// goes now, not after the 40 s (or the minute) it was told.
-			l.Observe(context.Background(), RateLimit{Limit: 10, Remaining: 5, Reset: time.Now().Add(90 * time.Second)}, false)
+			l.Answered(context.Background(), RateLimit{Limit: 10, Remaining: 5, Reset: time.Now().Add(90 * time.Second)}, false)
 			require.NoError(t, recv(t, done, "the waiter to wake"))
 		})
 	}

@@ -35,13 +35,14 @@ type failingLimiter struct {
 	err   error
 }
 
-func (l *failingLimiter) Reserve(context.Context, time.Duration) (Wait, error) {
+func (l *failingLimiter) Reserve(context.Context, time.Duration) (Reservation, error) {
 	if l.used.Add(1) > l.allow {
-		return Wait{}, l.err
+		return Reservation{}, l.err
 	}
-	return Wait{}, nil
+	return Reservation{}, nil
 }
-func (l *failingLimiter) Observe(context.Context, RateLimit, bool) {}
+func (l *failingLimiter) Answered(context.Context, RateLimit, bool) {}
+func (l *failingLimiter) Unanswered(context.Context)                {}
 
 // assertOutcomeUnknown checks what a merchant needs after a Pay that may
 // have reached V-Pay: an *Error that names the reference and says so.

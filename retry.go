@@ -4,13 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"math/rand/v2"
-	"net"
 	"net/http"
-	"net/url"
-	"syscall"
 	"time"
 )
 
@@ -74,10 +70,10 @@ func (c *Client) backoff(n int) time.Duration {
 	return rand.N(ceiling + 1)
 }
 
-// decided logs a retry decision, taken or declined, with its reason, and
+// logDecision logs a retry decision, taken or declined, with its reason, and
 // tells the observer. A wait a person would notice is logged at info level
 // too.
-func (c *Client) decided(ctx context.Context, cl *call, res result, tries int, d decision) {
+func (c *Client) logDecision(ctx context.Context, cl *call, res result, tries int, d decision) {
 	if d.again && d.wait >= time.Second {
 		c.rate.logWait(ctx, d.wait, d.why)
 	}
@@ -99,44 +95,4 @@ func (c *Client) decided(ctx context.Context, cl *call, res result, tries int, d
 	c.logger.LogAttrs(ctx, slog.LevelDebug, msg,
 		slog.String("method", cl.ep.method), slog.String("path", cl.ep.path),
 		slog.String("reason", d.why), slog.Duration("wait", d.wait))
-}
-
-func transportSummary(err error) string {
-	var ne net.Error
-	switch {
-	case errors.Is(err, context.DeadlineExceeded):
-		return "deadline exceeded"
-	case errors.Is(err, context.Canceled):
-		return "canceled"
-	case errors.Is(err, syscall.ECONNREFUSED):
-		return "connection refused"
-	case errors.Is(err, syscall.ECONNRESET):
-		return "connection reset"
-	case errors.Is(err, io.ErrUnexpectedEOF), errors.Is(err, io.EOF):
-		return "connection closed"
-	case errors.As(err, &ne) && ne.Timeout():
-		return "timeout"
-	}
-	return "network error"
-}
-
-// notSent reports whether err proves the request never reached the server:
-// the connection could not be made.
-func notSent(err error) bool {
-	var op *net.OpError
-	if errors.As(err, &op) && op.Op == "dial" {
-		return true
-	}
-	return errors.Is(err, syscall.ECONNREFUSED)
-}
-
-// scrubURLError drops the URL from a *url.Error: the query may carry a
-// transaction id, which is fine, but the base URL of a misconfigured client
-// could carry more than it should.
-func scrubURLError(err error) error {
-	var ue *url.Error
-	if errors.As(err, &ue) {
-		return ue.Err
-	}
-	return err
 }

@@ -117,16 +117,15 @@ func (c *Client) getStatus(ctx context.Context, transactionID string, cl *call) 
 		if about == "" {
 			about = "no transaction"
 		}
-		return nil, c.fail(*cl, &Error{Message: fmt.Sprintf("asked for transaction %s, the answer is about %s", id, about)}, false)
+		return nil, c.annotate(*cl, &Error{Message: fmt.Sprintf("asked for transaction %s, the answer is about %s", id, about)}, false)
 	}
 	return t, nil
 }
 
-// Poll intervals for Wait: the first poll comes soon (sandbox numbers
-// succeed in seconds), later ones spread out to spare the rate limit.
+// Wait's polls spread out up to waitMaxPoll, to spare the rate limit (the
+// first interval is WithPollInterval's, default DefaultPollInterval).
 const (
-	waitFirstPoll = 2 * time.Second
-	waitMaxPoll   = 15 * time.Second
+	waitMaxPoll = 15 * time.Second
 	// WaitTimeout is how long Wait polls when ctx has no deadline: the
 	// three minutes a payer has to answer the MoMo prompt, plus a margin
 	// for the network to report.

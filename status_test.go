@@ -51,7 +51,7 @@ func TestWaitPollsUntilFinal(t *testing.T) {
 	assert.Equal(t, CodeInsufficientFunds, tx.FailureCode)
 	var polled []time.Duration
 	for _, d := range clk.Sleeps() {
-		if d >= waitFirstPoll {
+		if d >= DefaultPollInterval {
 			polled = append(polled, d)
 		}
 	}

@@ -51,8 +51,10 @@ func ParseEvent(payload []byte) (*Event, error) {
 	if len(trimmed) == 0 || trimmed[0] != '{' {
 		return nil, fmt.Errorf("%w: not a JSON object", ErrInvalidEvent)
 	}
+	// The decoder of every API answer: a body Status accepts, ParseEvent
+	// accepts, and the reverse.
 	var w wire.Transaction
-	if err := json.Unmarshal(trimmed, &w); err != nil {
+	if err := wire.Decode(trimmed, &w); err != nil {
 		return nil, fmt.Errorf("%w: %v", ErrInvalidEvent, err)
 	}
 	t := transactionFromWire(&w)

@@ -78,7 +78,7 @@ func TestOnCluster(t *testing.T) {
 		assert.False(t, a.h.down.Load(), "no fallback: Cluster answered")
 
 		l1, l2 := NewLimiter(newClient(), vpay.PlanGrowth, opt), NewLimiter(newClient(), vpay.PlanGrowth, opt)
-		l1.Observe(ctx, vpay.RateLimit{Limit: 120, Remaining: 0, Reset: time.Now().Add(20 * time.Second)}, false)
+		l1.Answered(ctx, vpay.RateLimit{Limit: 120, Remaining: 0, Reset: time.Now().Add(20 * time.Second)}, false)
 		w, err := l2.Reserve(ctx, time.Minute)
 		require.NoError(t, err)
 		assert.Greater(t, w.For, 15*time.Second, "%s: the other replica sees the spent window", ns)

@@ -2,6 +2,7 @@ package redisstore
 
 import (
 	"context"
+	"errors"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -26,7 +27,7 @@ var _ webhook.Deduper = (*Deduper)(nil)
 // NewDeduper returns a Deduper that remembers a processed event for ttl
 // (webhook.DefaultDedupeTTL when ttl is not positive).
 func NewDeduper(rdb redis.UniversalClient, ttl time.Duration, opts ...Option) *Deduper {
-	o := newOptions(opts)
+	o := newOptions("NewDeduper", rdb, opts)
 	if ttl <= 0 {
 		ttl = webhook.DefaultDedupeTTL
 	}
@@ -74,18 +75,32 @@ func (d *Deduper) Claim(ctx context.Context, key, owner string, lease time.Durat
 // Extend implements webhook.Deduper.
 func (d *Deduper) Extend(ctx context.Context, key, owner string, lease time.Duration) error {
 	if !d.h.usable() {
-		return d.local.Extend(ctx, key, owner, lease)
+		return d.extendLocal(ctx, key, owner, lease, errRedisDown)
 	}
 	rctx, cancel := context.WithTimeout(ctx, redisTimeout)
 	defer cancel()
 	n, err := extendScript.Run(rctx, d.rdb, []string{d.key(key)}, owner, max(lease.Milliseconds(), 1)).Int()
 	if d.h.result(err) {
-		return d.local.Extend(ctx, key, owner, lease)
+		return d.extendLocal(ctx, key, owner, lease, err)
 	}
 	if err == nil && n == 0 {
 		return webhook.ErrLeaseLost
 	}
 	return err
+}
+
+// errRedisDown is why a lease is not renewed while Redis is skipped.
+var errRedisDown = errors.New("redisstore: Redis unavailable; lease not renewed")
+
+// extendLocal renews a lease in the fallback. An event claimed in Redis
+// before the outage is unknown to it: its "lease lost" would stop the
+// handler's fn for an outage, so the outage is reported instead (the
+// handler logs it and goes on).
+func (d *Deduper) extendLocal(ctx context.Context, key, owner string, lease time.Duration, outage error) error {
+	if err := d.local.Extend(ctx, key, owner, lease); !errors.Is(err, webhook.ErrLeaseLost) {
+		return err
+	}
+	return outage
 }
 
 // Complete implements webhook.Deduper.

@@ -24,6 +24,7 @@ package redisstore
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"net"
 	"strings"
@@ -34,7 +35,12 @@ import (
 	"github.com/redis/go-redis/v9"
 )
 
-// Option configures the stores.
+// Option configures the stores. An invalid option (an empty namespace, a
+// nil logger, a lock TTL that is not positive) makes the constructor panic,
+// naming it, as webhook.Handler does: the constructors return no error,
+// and a store that silently ran with another setting than the one written
+// (an empty namespace shared by every API key) would be found only in
+// production.
 type Option func(*options)
 
 type options struct {
@@ -42,23 +48,56 @@ type options struct {
 	logger    *slog.Logger
 	retryDown time.Duration
 	lockTTL   time.Duration
+	invalid   []string
 }
 
 // WithNamespace separates the keys of one V-Pay API key from another's in
 // the same Redis (default "default"). Use the API user, not the key.
-func WithNamespace(ns string) Option { return func(o *options) { o.namespace = ns } }
+func WithNamespace(ns string) Option {
+	return func(o *options) {
+		if ns == "" {
+			o.invalid = append(o.invalid, `WithNamespace(""): a namespace must not be empty`)
+			return
+		}
+		o.namespace = ns
+	}
+}
 
 // WithLogger receives the fallback notices (default: discarded).
-func WithLogger(l *slog.Logger) Option { return func(o *options) { o.logger = l } }
+func WithLogger(l *slog.Logger) Option {
+	return func(o *options) {
+		if l == nil {
+			o.invalid = append(o.invalid, "WithLogger(nil)")
+			return
+		}
+		o.logger = l
+	}
+}
 
 // WithLockTTL bounds how long a replica may hold the token-refresh lock
 // before another may take it (default 30 s, the SDK's refresh timeout).
-func WithLockTTL(d time.Duration) Option { return func(o *options) { o.lockTTL = d } }
+func WithLockTTL(d time.Duration) Option {
+	return func(o *options) {
+		if d <= 0 {
+			o.invalid = append(o.invalid, fmt.Sprintf("WithLockTTL(%s): the TTL must be positive", d))
+			return
+		}
+		o.lockTTL = d
+	}
+}
 
-func newOptions(opts []Option) options {
+// newOptions applies opts for constructor what, and panics on a nil
+// client or an invalid option.
+func newOptions(what string, rdb redis.UniversalClient, opts []Option) options {
+	if rdb == nil {
+		panic("redisstore: " + what + ": nil Redis client")
+	}
 	o := options{namespace: "default", logger: slog.New(slog.DiscardHandler), retryDown: time.Second, lockTTL: 30 * time.Second}
 	for _, f := range opts {
 		f(&o)
+	}
+	if len(o.invalid) > 0 {
+		panic("redisstore: " + what + ": invalid option: " + strings.Join(o.invalid, "; "))
 	}
 	return o
 }

@@ -15,7 +15,8 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/vonsung/vpay-go"
-	"github.com/vonsung/vpay-go/vpaytest"
+	"github.com/vonsung/vpay-go/internal/testutil"
+	"github.com/vonsung/vpay-go/vpaytest/limitertest"
 	"github.com/vonsung/vpay-go/webhook"
 )
 
@@ -31,7 +32,7 @@ func TestTokenStoreOneFetchAcrossReplicas(t *testing.T) {
 	release := make(chan struct{})
 	fetch := func(context.Context) (*vpay.Token, error) {
 		fetches.Add(1)
-		<-release // every replica is waiting by now
+		testutil.Wait(t, release, "every replica to wait") // every replica is waiting by now
 		return newToken("shared-1", time.Minute), nil
 	}
 	const replicas, perReplica = 8, 25
@@ -117,7 +118,7 @@ func TestLimiterShared(t *testing.T) {
 
 	// A sees the window spent; B, another replica, holds its next request.
 	reset := time.Now().Add(30 * time.Second)
-	a.Observe(ctx, vpay.RateLimit{Limit: 100, Remaining: 0, Reset: reset}, false)
+	a.Answered(ctx, vpay.RateLimit{Limit: 100, Remaining: 0, Reset: reset}, false)
 	w0, err := b.Reserve(ctx, time.Minute)
 	wait := w0.For
 	require.NoError(t, err)
@@ -128,7 +129,7 @@ func TestLimiterShared(t *testing.T) {
 	// The window rolls: B counts what remains, A sees B's count.
 	opt2 := ns(t)
 	c, d := NewLimiter(r.Client(), plan, opt2), NewLimiter(r.Client(), plan, opt2)
-	c.Observe(ctx, vpay.RateLimit{Limit: 100, Remaining: 3, Reset: time.Now().Add(time.Minute)}, false)
+	c.Answered(ctx, vpay.RateLimit{Limit: 100, Remaining: 3, Reset: time.Now().Add(time.Minute)}, false)
 	for range 3 {
 		w, err := d.Reserve(ctx, time.Minute)
 		require.NoError(t, err)
@@ -141,8 +142,8 @@ func TestLimiterShared(t *testing.T) {
 	// A 429 on one replica pauses the others until its Reset.
 	opt3 := ns(t)
 	e, f := NewLimiter(r.Client(), plan, opt3), NewLimiter(r.Client(), plan, opt3)
-	e.Observe(ctx, vpay.RateLimit{Limit: 100, Remaining: 50, Reset: time.Now().Add(time.Minute)}, false)
-	e.Observe(ctx, vpay.RateLimit{Limit: 100, Reset: time.Now().Add(5 * time.Second)}, true)
+	e.Answered(ctx, vpay.RateLimit{Limit: 100, Remaining: 50, Reset: time.Now().Add(time.Minute)}, false)
+	e.Answered(ctx, vpay.RateLimit{Limit: 100, Reset: time.Now().Add(5 * time.Second)}, true)
 	w, err = f.Reserve(ctx, time.Minute)
 	require.NoError(t, err)
 	assert.InDelta(t, 5, w.For.Seconds(), 1)
@@ -158,7 +159,7 @@ func TestLimiterProbesAnAnnouncedWindowOncePerFleet(t *testing.T) {
 	ctx := context.Background()
 	// A 429 announcing a window spent for a day (the most the client lets a
 	// response announce).
-	a.Observe(ctx, vpay.RateLimit{Limit: 120, Remaining: 0, Reset: now.Add(24 * time.Hour)}, true)
+	a.Answered(ctx, vpay.RateLimit{Limit: 120, Remaining: 0, Reset: now.Add(24 * time.Hour)}, true)
 
 	granted := func() (n int) {
 		for _, l := range []*Limiter{a, b, a, b} {
@@ -173,14 +174,14 @@ func TestLimiterProbesAnAnnouncedWindowOncePerFleet(t *testing.T) {
 	assert.Zero(t, granted())
 	now = now.Add(2 * time.Second)
 	assert.Equal(t, 1, granted(), "after a minute, one probe for the whole fleet")
-	a.Observe(ctx, vpay.RateLimit{Limit: 120, Remaining: 0, Reset: now.Add(24 * time.Hour)}, true)
+	a.Answered(ctx, vpay.RateLimit{Limit: 120, Remaining: 0, Reset: now.Add(24 * time.Hour)}, true)
 	now = now.Add(time.Minute)
 	assert.Zero(t, granted(), "the probe's interval doubled")
 	now = now.Add(time.Minute + time.Second)
 	assert.Equal(t, 1, granted())
 
 	// The probe's answer is normal: it replaces the announcement.
-	b.Observe(ctx, vpay.RateLimit{Limit: 120, Remaining: 50, Reset: now.Add(30 * time.Second)}, false)
+	b.Answered(ctx, vpay.RateLimit{Limit: 120, Remaining: 50, Reset: now.Add(30 * time.Second)}, false)
 	assert.Equal(t, 4, granted(), "calls flow again")
 }
 
@@ -350,10 +351,10 @@ func TestReadOnlyOrFullRedisFallsBack(t *testing.T) {
 }
 
 // TestLimiterConformance: the Redis limiter makes the default limiter's
-// decisions, step for step (vpaytest.TestLimiter).
+// decisions, step for step (limitertest.TestLimiter).
 func TestLimiterConformance(t *testing.T) {
 	r := useRedis(t)
-	vpaytest.TestLimiter(t, func(plan vpay.Plan, now func() time.Time) vpay.Limiter {
+	limitertest.TestLimiter(t, func(plan vpay.Plan, now func() time.Time) vpay.Limiter {
 		l := NewLimiter(r.Client(), plan, ns(t))
 		l.now = now
 		return l

@@ -32,7 +32,7 @@ var _ vpay.TokenStore = (*TokenStore)(nil)
 // NewTokenStore returns a TokenStore on rdb (a single, Sentinel or Cluster
 // client).
 func NewTokenStore(rdb redis.UniversalClient, opts ...Option) *TokenStore {
-	o := newOptions(opts)
+	o := newOptions("NewTokenStore", rdb, opts)
 	return &TokenStore{
 		rdb:   rdb,
 		opt:   o,

@@ -366,7 +366,7 @@ func (in *Instrumentation) WebhookObserver() func(context.Context, webhook.Deliv
 			attrs = append(attrs, WebhookReasonKey.String(d.Reason))
 		}
 		if d.EventType != "" {
-			attrs = append(attrs, EventTypeKey.String(string(d.EventType)))
+			attrs = append(attrs, EventTypeKey.String(eventType(d.EventType)))
 		}
 		in.deliveries.Add(ctx, 1, metric.WithAttributes(attrs...))
 		if span := trace.SpanFromContext(ctx); span.IsRecording() {
@@ -377,6 +377,18 @@ func (in *Instrumentation) WebhookObserver() func(context.Context, webhook.Deliv
 			span.AddEvent("vpay.webhook.delivery", trace.WithAttributes(attrs...))
 		}
 	}
+}
+
+// eventType is an event's type as a metric attribute: one of the known
+// types, or "other". The value comes from the body, and each distinct one
+// would be a metric series of its own.
+func eventType(t vpay.EventType) string {
+	switch t {
+	case vpay.EventPaymentPending, vpay.EventPaymentSuccessful, vpay.EventPaymentFailed,
+		vpay.EventPaymentCancelled, vpay.EventPaymentRefunded, vpay.EventPaymentDisputed:
+		return string(t)
+	}
+	return "other"
 }
 
 // errorType names an error's kind, never its text: the invalid field, the

@@ -321,3 +321,30 @@ func TestFailedTokenFetchAndDeclinedRetry(t *testing.T) {
 	assert.Equal(t, []string{"vpay.retry.declined"}, events)
 	assert.Equal(t, "Error", token[0].Status().Code.String())
 }
+
+// The event type comes from a signed body, but its values are not ours to
+// bound: each distinct one must not become a metric series. The known
+// types are kept, any other is "other".
+func TestWebhookEventTypeAttributeIsBounded(t *testing.T) {
+	r := newRig(t)
+	h := webhook.Handler("whsec_x", func(context.Context, *vpay.Event) error { return nil }, webhook.WithObserver(r.in.WebhookObserver()))
+	for i, ev := range []string{"payment.successful", "payment.refunded", "x1", "payment.weird", strings.Repeat("y", 200), "payment.successful"} {
+		body := fmt.Sprintf(`{"event":%q,"transaction_id":"VP%d","status":"successful"}`, ev, i)
+		req := httptest.NewRequest("POST", "/", strings.NewReader(body))
+		req.Header.Set(webhook.SignatureHeader, webhook.Sign([]byte(body), "whsec_x"))
+		h.ServeHTTP(httptest.NewRecorder(), req)
+	}
+	var got []string
+	for _, sm := range r.collect(t).ScopeMetrics {
+		for _, m := range sm.Metrics {
+			if sum, ok := m.Data.(metricdata.Sum[int64]); ok && m.Name == "vpay.webhook.deliveries" {
+				for _, dp := range sum.DataPoints {
+					v, _ := dp.Attributes.Value(vpayotel.EventTypeKey)
+					got = append(got, fmt.Sprintf("%s %d", v.AsString(), dp.Value))
+				}
+			}
+		}
+	}
+	slices.Sort(got)
+	assert.Equal(t, []string{"other 3", "payment.refunded 1", "payment.successful 2"}, got)
+}

@@ -2,6 +2,7 @@ package vpaytest
 
 import (
 	"bytes"
+	"net"
 	"net/http"
 	"strconv"
 	"time"
@@ -20,6 +21,10 @@ const (
 	// DropAfter processes the request (a payment is created) and closes
 	// the connection instead of answering.
 	DropAfter
+	// ResetAfter processes the request (a payment is created) and resets
+	// the connection (a TCP RST) instead of answering: the client, which
+	// wrote its whole request, reads "connection reset by peer".
+	ResetAfter
 )
 
 // Fault is a failure injected into the next requests to a path. Exactly one
@@ -87,6 +92,10 @@ func (f *Fault) apply(w http.ResponseWriter, r *http.Request, next http.Handler)
 	case f.Drop == DropBefore:
 		// ErrAbortHandler makes net/http close the connection silently.
 		panic(http.ErrAbortHandler)
+	case f.Drop == ResetAfter:
+		next.ServeHTTP(&recorder{header: http.Header{}, status: http.StatusOK}, r)
+		reset(w)
+		return true
 	case f.Drop == DropAfter, f.Truncate, f.Delay > 0:
 		rec := &recorder{header: http.Header{}, status: http.StatusOK}
 		next.ServeHTTP(rec, r)
@@ -118,6 +127,19 @@ func (f *Fault) apply(w http.ResponseWriter, r *http.Request, next http.Handler)
 		return true
 	}
 	return false
+}
+
+// reset closes the request's connection with a TCP RST: with SO_LINGER at
+// zero, close discards what is unsent and resets the connection.
+func reset(w http.ResponseWriter) {
+	conn, _, err := http.NewResponseController(w).Hijack()
+	if err != nil {
+		panic(http.ErrAbortHandler) // HTTP/2: no connection of its own to reset
+	}
+	if tc, ok := conn.(*net.TCPConn); ok {
+		_ = tc.SetLinger(0)
+	}
+	_ = conn.Close()
 }
 
 // recorder buffers a handler's answer so a fault can alter it.

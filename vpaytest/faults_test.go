@@ -6,12 +6,14 @@ import (
 	"net"
 	"net/http"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/vonsung/vpay-go"
 	"github.com/vonsung/vpay-go/vpaytest"
 )
 
@@ -50,6 +52,7 @@ func TestFaults(t *testing.T) {
 		{"status 502 is NETWORK_ERROR", vpaytest.Fault{Status: 502}, time.Second, 502, false, 0},
 		{"drop before processing", vpaytest.Fault{Drop: vpaytest.DropBefore}, time.Second, 0, true, 0},
 		{"drop after processing", vpaytest.Fault{Drop: vpaytest.DropAfter}, time.Second, 0, true, 1},
+		{"reset after processing", vpaytest.Fault{Drop: vpaytest.ResetAfter}, time.Second, 0, true, 1},
 		{"truncated body", vpaytest.Fault{Truncate: true}, time.Second, 0, true, 1},
 		{"slow answer past the deadline", vpaytest.Fault{Delay: 2 * time.Second}, 100 * time.Millisecond, 0, true, 1},
 		{"slow answer within the deadline", vpaytest.Fault{Delay: 20 * time.Millisecond}, time.Second, 200, false, 1},
@@ -91,4 +94,26 @@ func TestFaultCount(t *testing.T) {
 	s.Inject("/auth/", vpaytest.Fault{Status: 503, Count: 2})
 	_, err := s.Client().Token(context.Background())
 	assert.NoError(t, err)
+}
+
+// A connection reset after the request was written may come after the
+// server acted: a Pay that meets one is outcome-unknown, never "not sent".
+func TestResetAfterTheRequestMakesAPayOutcomeUnknown(t *testing.T) {
+	s := vpaytest.NewServer()
+	defer s.Close()
+	c := s.Client(vpay.WithMaxRetries(0))
+	_, err := c.Token(context.Background())
+	require.NoError(t, err)
+	s.Inject("/pay/", vpaytest.Fault{Drop: vpaytest.ResetAfter})
+	_, err = c.Pay(context.Background(), &vpay.PayRequest{Amount: 500, Phone: "0780000000", Reference: "ref-reset"})
+	require.ErrorIs(t, err, syscall.ECONNRESET, "the fault is a reset, not an EOF")
+	assert.ErrorIs(t, err, vpay.ErrOutcomeUnknown)
+	assert.Equal(t, 1, s.PaymentsFor("ref-reset"), "the server did act")
+
+	// With retries, the retry meets the payment the first attempt made.
+	s.Inject("/pay/", vpaytest.Fault{Drop: vpaytest.ResetAfter})
+	_, err = s.Client().Pay(context.Background(), &vpay.PayRequest{Amount: 500, Phone: "0780000000", Reference: "ref-reset-2"})
+	assert.ErrorIs(t, err, vpay.ErrOutcomeUnknown)
+	assert.ErrorIs(t, err, vpay.ErrDuplicateReference)
+	assert.Equal(t, 1, s.PaymentsFor("ref-reset-2"))
 }

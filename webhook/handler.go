@@ -12,7 +12,8 @@ import (
 	"math"
 	"net/http"
 	"strconv"
-	"sync"
+	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/vonsung/vpay-go"
@@ -22,79 +23,34 @@ import (
 // bytes.
 const DefaultMaxBodyBytes = 1 << 20
 
-// DefaultDedupeTTL is how long the in-memory Deduper remembers an event:
-// longer than V-Pay keeps redelivering.
-const DefaultDedupeTTL = 24 * time.Hour
-
-// Deduper remembers which events were processed, so that a redelivered
-// event reaches the handler's function once. The signature has no
-// timestamp, so this is also the protection against replayed requests.
-//
-// An event goes through two states: in progress, held by one delivery
-// (its owner) under a lease that the handler renews while fn runs, and
-// done, remembered for the Deduper's TTL. The lease is what lets a
-// redelivery tell "being processed right now" (answer non-2xx: the first
-// delivery may still fail) from "processed" (answer 200), and what frees
-// the event when the process holding it crashed.
-//
-// Implementations must be safe for concurrent use.
-type Deduper interface {
-	// Claim takes key for owner for lease, unless the event is done
-	// (Done) or another owner holds a lease that has not expired
-	// (InProgress). An expired lease is taken over.
-	Claim(ctx context.Context, key, owner string, lease time.Duration) (ClaimState, error)
-	// Extend renews owner's lease on key for another lease from now. It
-	// returns ErrLeaseLost when owner no longer holds key.
-	Extend(ctx context.Context, key, owner string, lease time.Duration) error
-	// Complete records key as done, whoever holds it: the event was
-	// processed.
-	Complete(ctx context.Context, key, owner string) error
-	// Release drops owner's claim after processing failed, so that the
-	// next delivery is processed. A claim owner no longer holds is left
-	// alone.
-	Release(ctx context.Context, key, owner string) error
-}
-
-// ClaimState is what Deduper.Claim found.
-type ClaimState int
-
-// The states of Claim.
-const (
-	// Claimed: the caller now holds the event; it processes it, then
-	// calls Complete or Release.
-	Claimed ClaimState = iota + 1
-	// InProgress: another delivery holds a live lease on the event.
-	InProgress
-	// Done: the event was processed.
-	Done
-)
-
-// String names the state, for logs.
-func (s ClaimState) String() string {
-	switch s {
-	case Claimed:
-		return "claimed"
-	case InProgress:
-		return "in progress"
-	case Done:
-		return "done"
-	}
-	return fmt.Sprintf("ClaimState(%d)", int(s))
-}
-
-// ErrLeaseLost is returned by Deduper.Extend when the owner no longer holds
-// the event.
-var ErrLeaseLost = errors.New("webhook: lease lost")
-
 // DefaultTimeout is how long Handler gives fn by default: fn's ctx ends
 // after it, and it is the lease a delivery holds on its event.
 const DefaultTimeout = 30 * time.Second
 
-// Option configures Handler.
+// MinTimeout is the shortest WithTimeout Handler accepts. The lease is
+// renewed every third of it; a shorter one could end before a renewal
+// reached a shared store, and a redelivery would run fn a second time for
+// the same event.
+const MinTimeout = 100 * time.Millisecond
+
+// Option configures Handler. An invalid option (a nil Deduper, logger or
+// observer, a body cap that is not positive, a time limit below
+// MinTimeout) makes Handler panic at construction, as a missing secret
+// does: Handler has no error to return, and a webhook endpoint that
+// silently ran with another setting than the one written would be found
+// only when an event was lost. The core's options are the same values
+// refused through NewClient's error.
 type Option func(*handler)
 
+// refuse records an invalid option; Handler panics with every one.
+func (h *handler) refuse(format string, args ...any) {
+	h.invalid = append(h.invalid, fmt.Sprintf(format, args...))
+}
+
 // WithSecrets adds secrets that also verify, for rotation: during the
-// switch, sign with the new secret and accept both.
+// switch, sign with the new secret and accept both. An empty string adds
+// nothing (so WithSecrets(os.Getenv("VPAY_WEBHOOK_SECRET_OLD")) is safe
+// outside a rotation) and never disables the other secrets.
 func WithSecrets(more ...string) Option {
 	return func(h *handler) {
 		for _, s := range more {
@@ -106,11 +62,14 @@ func WithSecrets(more ...string) Option {
 }
 
 // WithMaxBodyBytes caps the body; a larger one gets 413 (default 1 MiB).
+// n must be positive.
 func WithMaxBodyBytes(n int64) Option {
 	return func(h *handler) {
-		if n > 0 {
-			h.maxBody = n
+		if n <= 0 {
+			h.refuse("WithMaxBodyBytes(%d): the cap must be positive", n)
+			return
 		}
+		h.maxBody = n
 	}
 }
 
@@ -118,30 +77,34 @@ func WithMaxBodyBytes(n int64) Option {
 // replicas (redisstore.NewDeduper).
 func WithDeduper(d Deduper) Option {
 	return func(h *handler) {
-		if d != nil {
-			h.dedupe = d
+		if d == nil {
+			h.refuse("WithDeduper(nil)")
+			return
 		}
+		h.dedupe = d
 	}
 }
 
 // WithTimeout sets the handler's time limit (default DefaultTimeout): fn's
 // ctx ends after d, and d is the lease a delivery holds on its event,
-// renewed while fn runs. A process that crashes mid-event frees it after d;
-// a redelivery that arrives before is answered 409 with Retry-After.
+// renewed every d/3 while fn runs. A process that crashes mid-event frees
+// it after d; a redelivery that arrives before is answered 409 with
+// Retry-After. Handler panics when d is below MinTimeout: refused, never
+// clamped.
 func WithTimeout(d time.Duration) Option {
 	return func(h *handler) {
-		if d > 0 {
-			h.timeout = d
-		}
+		h.timeout = d
 	}
 }
 
 // WithLogger logs refused deliveries and failures of fn (never the secret).
 func WithLogger(l *slog.Logger) Option {
 	return func(h *handler) {
-		if l != nil {
-			h.log = l
+		if l == nil {
+			h.refuse("WithLogger(nil)")
+			return
 		}
+		h.log = l
 	}
 }
 
@@ -151,8 +114,8 @@ type Delivery struct {
 	// Result is what Handler did with the delivery.
 	Result DeliveryResult
 	// Reason says why a delivery was refused ("bad_signature",
-	// "too_large", "unreadable", "unparsable", "method") or why fn failed
-	// ("error", "panic").
+	// "too_large", "unreadable", "unparsable", "method"), why fn failed
+	// ("error", "panic") or that the Deduper failed ("deduper").
 	Reason string
 	// The event's type, status, transaction and reference; empty when the
 	// delivery was refused before the event could be read.
@@ -182,7 +145,8 @@ const (
 	// DeliveryInProgress: another delivery of the event is being processed
 	// (409).
 	DeliveryInProgress DeliveryResult = "in_progress"
-	// DeliveryFailed: fn returned an error or panicked (500 or the panic).
+	// DeliveryFailed: fn returned an error or panicked (500 or the panic),
+	// or the Deduper failed (503, fn not called).
 	DeliveryFailed DeliveryResult = "failed"
 )
 
@@ -191,9 +155,11 @@ const (
 // request's goroutine: it must be quick.
 func WithObserver(observe func(ctx context.Context, d Delivery)) Option {
 	return func(h *handler) {
-		if observe != nil {
-			h.observe = observe
+		if observe == nil {
+			h.refuse("WithObserver(nil)")
+			return
 		}
+		h.observe = observe
 	}
 }
 
@@ -205,6 +171,7 @@ type handler struct {
 	timeout time.Duration
 	dedupe  Deduper
 	log     *slog.Logger
+	invalid []string // options refused, for Handler's panic
 }
 
 // String describes the handler without its secrets.
@@ -220,7 +187,9 @@ func (h *handler) Format(f fmt.State, _ rune) { _, _ = io.WriteString(f, h.Strin
 // (401 when missing or wrong), parses the event (400 when it cannot), and
 // claims the event in the Deduper: an event already processed gets 200 at
 // once, one that another delivery is processing right now gets 409 with
-// Retry-After (the first may still fail, so V-Pay must come back). Then it
+// Retry-After (the first may still fail, so V-Pay must come back), and
+// when the Deduper fails the delivery gets 503 with Retry-After and fn is
+// not called (never a 2xx for an event nobody processed). Then it
 // calls fn with the request's context, limited by WithTimeout: 500 when fn
 // returns an error, so that V-Pay delivers again, 200 otherwise. If fn
 // panics, the event is released before the panic goes on, so the next
@@ -245,8 +214,14 @@ func Handler(secret string, fn func(context.Context, *vpay.Event) error, opts ..
 	for _, o := range opts {
 		o(h)
 	}
+	if len(h.invalid) > 0 {
+		panic("webhook: Handler: invalid option: " + strings.Join(h.invalid, "; "))
+	}
 	if len(h.secrets) == 0 {
 		panic("webhook: Handler: empty webhook secret (is VPAY_WEBHOOK_SECRET set?); an endpoint without one can verify nothing")
+	}
+	if h.timeout < MinTimeout {
+		panic(fmt.Sprintf("webhook: Handler: WithTimeout(%s) is below the minimum of %s: the lease on an event could end before it is renewed, and fn run twice for it", h.timeout, MinTimeout))
 	}
 	if h.dedupe == nil {
 		h.dedupe = NewMemoryDeduper(DefaultDedupeTTL)
@@ -310,9 +285,15 @@ func (h *handler) serve(w http.ResponseWriter, r *http.Request, d *Delivery) {
 	key, owner := DedupeKey(ev), newOwner()
 	state, err := h.dedupe.Claim(ctx, key, owner, h.timeout)
 	if err != nil {
-		// Better twice than never: the store is down, process anyway.
-		h.log.WarnContext(ctx, "vpay webhook: deduper failed; processing anyway", slog.String("error", err.Error()))
-		state = Claimed
+		// The store cannot say whether the event was processed, or hold it
+		// for this delivery alone: not a 2xx (V-Pay would not deliver it
+		// again, and it could be lost), and not fn (another replica may be
+		// running it). V-Pay delivers it again later.
+		h.log.ErrorContext(ctx, "vpay webhook: deduper failed; asking V-Pay to deliver again", slog.String("error", err.Error()))
+		w.Header().Set("Retry-After", strconv.Itoa(int(math.Ceil(h.timeout.Seconds()))))
+		d.Result, d.Reason, d.HTTPStatus, d.Err = DeliveryFailed, "deduper", http.StatusServiceUnavailable, err
+		http.Error(w, "service unavailable", http.StatusServiceUnavailable)
+		return
 	}
 	switch state {
 	case Done:
@@ -339,23 +320,39 @@ func (h *handler) serve(w http.ResponseWriter, r *http.Request, d *Delivery) {
 }
 
 // process runs fn on a claimed event under the handler's time limit,
-// renewing the lease while fn runs (even past the limit, if fn ignores its
-// ctx: a slow fn must never run twice), and settles the claim: Complete
-// after success, Release after a failure or a panic.
+// renewing the lease every third of its length while fn runs (even past
+// the limit, if fn ignores its ctx: a slow fn must never run twice), and
+// settles the claim: Complete after success, Release after a failure or a
+// panic. When a renewal finds the lease lost, another delivery may hold
+// the event: fn's ctx is cancelled, and the event is neither completed nor
+// acknowledged.
 func (h *handler) process(ctx context.Context, ev *vpay.Event, key, owner string) (err error) {
 	bg := context.WithoutCancel(ctx) // settling must survive the request's end
+	leaseCtx, loseLease := context.WithCancelCause(ctx)
+	defer loseLease(nil)
+	var lost atomic.Bool
 	stop := make(chan struct{})
 	renewed := make(chan struct{})
 	go func() {
 		defer close(renewed)
-		t := time.NewTicker(max(h.timeout/3, time.Millisecond)) // a ticker needs a positive period
+		t := time.NewTicker(h.timeout / 3)
 		defer t.Stop()
 		for {
 			select {
 			case <-stop:
 				return
 			case <-t.C:
-				if err := h.dedupe.Extend(bg, key, owner, h.timeout); err != nil {
+				err := h.dedupe.Extend(bg, key, owner, h.timeout)
+				if errors.Is(err, ErrLeaseLost) {
+					h.log.WarnContext(ctx, "vpay webhook: lost the lease on an event in progress; stopping fn, not acknowledging",
+						slog.String("key", key))
+					lost.Store(true)
+					loseLease(ErrLeaseLost)
+					return
+				}
+				if err != nil {
+					// The store may be back at the next renewal: the lease
+					// still runs until then.
 					h.log.WarnContext(ctx, "vpay webhook: cannot renew the lease on an event in progress",
 						slog.String("key", key), slog.String("error", err.Error()))
 				}
@@ -366,6 +363,14 @@ func (h *handler) process(ctx context.Context, ev *vpay.Event, key, owner string
 	defer func() {
 		close(stop)
 		<-renewed
+		if lost.Load() {
+			// Not this delivery's event any more: Complete would mark done
+			// what the new holder may still fail, and a 2xx would drop it.
+			if err == nil {
+				err = fmt.Errorf("webhook: %w while fn ran", ErrLeaseLost)
+			}
+			return
+		}
 		settle, what := h.dedupe.Release, "release"
 		if succeeded {
 			settle, what = h.dedupe.Complete, "complete"
@@ -375,7 +380,7 @@ func (h *handler) process(ctx context.Context, ev *vpay.Event, key, owner string
 			h.log.WarnContext(ctx, "vpay webhook: cannot "+what+" event", slog.String("key", key), slog.String("error", serr.Error()))
 		}
 	}()
-	fctx, cancel := context.WithTimeout(ctx, h.timeout)
+	fctx, cancel := context.WithTimeout(leaseCtx, h.timeout)
 	defer cancel()
 	if err := h.fn(fctx, ev); err != nil {
 		return err
@@ -389,12 +394,6 @@ func newOwner() string {
 	var b [12]byte
 	_, _ = rand.Read(b[:])
 	return hex.EncodeToString(b[:])
-}
-
-// DedupeKey identifies an event for de-duplication: the same transaction in
-// the same status is the same event.
-func DedupeKey(ev *vpay.Event) string {
-	return fmt.Sprintf("%s:%s", ev.Transaction.TransactionID, ev.Transaction.Status)
 }
 
 // VerifyRequest reads r's body (up to maxBytes; 0 means
@@ -418,87 +417,4 @@ func VerifyRequest(r *http.Request, secret string, maxBytes int64) ([]byte, erro
 		return nil, err
 	}
 	return body, nil
-}
-
-// MemoryDeduper is the default Deduper: a map with a TTL, for one process.
-// Behind several replicas, use a shared one (redisstore.NewDeduper).
-type MemoryDeduper struct {
-	ttl time.Duration
-	now func() time.Time
-
-	mu    sync.Mutex
-	seen  map[string]claim
-	sweep time.Time
-}
-
-type claim struct {
-	owner string    // "" once done
-	until time.Time // end of the lease, or of the TTL once done
-}
-
-// NewMemoryDeduper returns a Deduper that remembers a processed event for
-// ttl (DefaultDedupeTTL when ttl is not positive).
-func NewMemoryDeduper(ttl time.Duration) *MemoryDeduper {
-	if ttl <= 0 {
-		ttl = DefaultDedupeTTL
-	}
-	return &MemoryDeduper{ttl: ttl, now: time.Now, seen: make(map[string]claim)}
-}
-
-// Claim implements Deduper.
-func (d *MemoryDeduper) Claim(_ context.Context, key, owner string, lease time.Duration) (ClaimState, error) {
-	now := d.now()
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	if now.After(d.sweep) {
-		// Drop expired keys now and then, so memory follows the traffic of
-		// one TTL, not of the process's life.
-		for k, c := range d.seen {
-			if !now.Before(c.until) {
-				delete(d.seen, k)
-			}
-		}
-		d.sweep = now.Add(d.ttl / 10)
-	}
-	if c, ok := d.seen[key]; ok && now.Before(c.until) {
-		if c.owner == "" {
-			return Done, nil
-		}
-		return InProgress, nil
-	}
-	d.seen[key] = claim{owner: owner, until: now.Add(lease)}
-	return Claimed, nil
-}
-
-// Extend implements Deduper.
-func (d *MemoryDeduper) Extend(_ context.Context, key, owner string, lease time.Duration) error {
-	now := d.now()
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	c, ok := d.seen[key]
-	if !ok || c.owner != owner {
-		return ErrLeaseLost
-	}
-	c.until = now.Add(lease)
-	d.seen[key] = c
-	return nil
-}
-
-// Complete implements Deduper.
-func (d *MemoryDeduper) Complete(_ context.Context, key, _ string) error {
-	now := d.now()
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	d.seen[key] = claim{until: now.Add(d.ttl)}
-	return nil
-}
-
-// Release implements Deduper.
-func (d *MemoryDeduper) Release(_ context.Context, key, owner string) error {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	if c, ok := d.seen[key]; ok && c.owner == owner && owner != "" {
-		delete(d.seen, key)
-	}
-	return nil
 }

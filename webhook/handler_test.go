@@ -68,7 +68,13 @@ func TestHandlerRedeliveryWhileInProgressIsNotAcknowledged(t *testing.T) {
 		calls++
 		mu.Unlock()
 		entered <- struct{}{}
-		return <-finish
+		select {
+		case err := <-finish:
+			return err
+		case <-time.After(10 * time.Second):
+			t.Error("timed out waiting for the test to finish fn")
+			return errors.New("never finished")
+		}
 	}, WithTimeout(time.Hour))
 
 	first := make(chan int)
@@ -79,12 +85,12 @@ func TestHandlerRedeliveryWhileInProgressIsNotAcknowledged(t *testing.T) {
 	assert.Equal(t, http.StatusConflict, w.Code, "the first delivery may still fail: no 2xx yet")
 	assert.Equal(t, "3600", w.Header().Get("Retry-After"))
 
-	finish <- errors.New("database down")
+	testutil.Send(t, finish, errors.New("database down"), "fn's failure")
 	assert.Equal(t, 500, recv(t, first, "the first delivery's answer"))
 
 	go func() { first <- deliver(h, payload, pythonSig).Code }()
 	recv(t, entered, "the redelivery to reach fn")
-	finish <- nil
+	testutil.Send(t, finish, nil, "fn's success")
 	assert.Equal(t, 200, recv(t, first, "the redelivery's answer"))
 
 	assert.Equal(t, 200, deliver(h, payload, pythonSig).Code, "done: acknowledged without fn")
@@ -108,7 +114,7 @@ func (d *countingDeduper) Extend(ctx context.Context, key, owner string, lease t
 
 func TestHandlerRenewsLeaseWhileSlowFnRuns(t *testing.T) {
 	d := &countingDeduper{MemoryDeduper: NewMemoryDeduper(time.Hour), extended: make(chan struct{})}
-	const limit = 30 * time.Millisecond
+	const limit = MinTimeout
 	overran, release := make(chan struct{}), make(chan struct{})
 	var calls int
 	var mu sync.Mutex
@@ -118,9 +124,12 @@ func TestHandlerRenewsLeaseWhileSlowFnRuns(t *testing.T) {
 		mu.Unlock()
 		_, has := ctx.Deadline()
 		assert.True(t, has, "fn's ctx carries the handler's time limit")
-		<-ctx.Done() // the time limit passes; this fn ignores it and goes on
+		// The time limit passes; this fn ignores it and goes on.
+		if !testutil.Wait(t, ctx.Done(), "fn's ctx to end") {
+			return nil
+		}
 		close(overran)
-		<-release
+		testutil.Wait(t, release, "the test to release fn")
 		return nil
 	}, WithDeduper(d), WithTimeout(limit))
 

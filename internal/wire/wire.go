@@ -248,7 +248,8 @@ func ParseDuration(s string) (time.Duration, error) {
 	return time.Duration(f * float64(scale)), nil
 }
 
-// Duration decodes "16 sec", "300.0 seconds" or a number of seconds.
+// Duration decodes "16 sec", "300.0 seconds" or a number of seconds. An
+// empty or blank string is no duration, as an empty amount is no amount.
 type Duration time.Duration
 
 // UnmarshalJSON implements json.Unmarshaler.
@@ -257,7 +258,7 @@ func (d *Duration) UnmarshalJSON(b []byte) error {
 	if err := t.UnmarshalJSON(b); err != nil {
 		return err
 	}
-	if t == "" {
+	if strings.TrimSpace(string(t)) == "" {
 		return nil
 	}
 	v, err := ParseDuration(string(t))
@@ -290,11 +291,14 @@ func (v *Bool) UnmarshalJSON(b []byte) error {
 
 // Metadata decodes a JSON object whose values may be strings, numbers or
 // booleans into string values; nested values are kept as their JSON text.
+// Any other value (a string, a number, an array) is no metadata: the
+// merchant's own echo is not worth refusing a payment's status or a
+// webhook for, and the event's raw body keeps it.
 type Metadata map[string]string
 
 // UnmarshalJSON implements json.Unmarshaler.
 func (m *Metadata) UnmarshalJSON(b []byte) error {
-	if string(bytes.TrimSpace(b)) == "null" {
+	if b = bytes.TrimSpace(b); len(b) == 0 || b[0] != '{' {
 		return nil
 	}
 	var raw map[string]json.RawMessage

@@ -1,4 +1,9 @@
-package vpaytest
+// Package limitertest checks an implementation of vpay.Limiter against the
+// decisions of the SDK's default one, in the style of testing/fstest: call
+// TestLimiter from your Limiter's tests. It lives apart from vpaytest so
+// that programs which run the sandbox (the vpay command) do not link the
+// testing package.
+package limitertest
 
 import (
 	"context"
@@ -11,7 +16,7 @@ import (
 )
 
 // TestLimiter checks a vpay.Limiter against the decisions of the default
-// one: the same answers to the same sequence of Reserve and Observe calls,
+// one: the same answers to the same sequence of Reserve, Answered and Unanswered calls,
 // scenario by scenario, so that a Limiter shared through a store (the
 // redisstore module's) cannot drift from the SDK's own. newLimiter must
 // return a fresh Limiter with no state, for plan, that reads the time from
@@ -28,12 +33,16 @@ func TestLimiter(t *testing.T, newLimiter func(plan vpay.Plan, now func() time.T
 			ctx := context.Background()
 			for i, st := range sc.steps {
 				now = now.Add(st.advance)
+				if st.dropped {
+					l.Unanswered(ctx)
+					continue
+				}
 				if st.observe != nil {
 					rl := vpay.RateLimit{Limit: st.observe.limit, Remaining: st.observe.remaining}
 					if st.observe.reset != 0 {
 						rl.Reset = start.Add(st.observe.reset)
 					}
-					l.Observe(ctx, rl, st.observe.throttled)
+					l.Answered(ctx, rl, st.observe.throttled)
 					continue
 				}
 				maxWait, rctx := st.maxWait, ctx
@@ -67,7 +76,7 @@ func (d decision) String() string {
 	return d.kind
 }
 
-func describe(w vpay.Wait, err error) decision {
+func describe(w vpay.Reservation, err error) decision {
 	switch {
 	case err != nil && errors.Is(err, vpay.ErrRateLimited):
 		return decision{kind: "refused"}
@@ -104,10 +113,33 @@ type observed struct {
 
 type limiterStep struct {
 	advance time.Duration // move the clock first
-	observe *observed     // then Observe this, or else Reserve:
+	dropped bool          // then tell Unanswered, or else
+	observe *observed     // Observe this, or else Reserve:
 	maxWait time.Duration // 0: a minute
 	low     bool          // a vpay.WithLowPriority call (its share: the default)
 	want    decision
+}
+
+// noAnswer is a request let go that gets no answer (a dropped connection,
+// a timeout, a cancelled ctx).
+var noAnswer = limiterStep{dropped: true}
+
+// times repeats steps n times.
+func times(n int, steps ...limiterStep) []limiterStep {
+	var out []limiterStep
+	for range n {
+		out = append(out, steps...)
+	}
+	return out
+}
+
+// concat joins runs of steps.
+func concat(runs ...[]limiterStep) []limiterStep {
+	var out []limiterStep
+	for _, r := range runs {
+		out = append(out, r...)
+	}
+	return out
 }
 
 func background(want decision) limiterStep { return limiterStep{low: true, want: want} }
@@ -192,6 +224,25 @@ var limiterScenarios = []struct {
 		background(refused), // a normal call would wait 500 ms
 		reserve(waitFor(500 * time.Millisecond)),
 	}},
+	{"requests that get no answer hold no slot in later windows", vpay.PlanStarter, concat(
+		[]limiterStep{answer(20, 20, 60*time.Second)},
+		// A flaky network drops 15 requests; 5 more are answered.
+		times(15, reserve(goNow), noAnswer),
+		[]limiterStep{
+			reserve(goNow), answer(20, 4, 60*time.Second), reserve(goNow), answer(20, 3, 60*time.Second),
+			reserve(goNow), answer(20, 2, 60*time.Second), reserve(goNow), answer(20, 1, 60*time.Second),
+			reserve(goNow), answer(20, 0, 60*time.Second),
+		},
+		[]limiterStep{reserve(waitFor(60 * time.Second))},
+		// Each later window has its whole budget, though this one's
+		// requests are dropped too.
+		[]limiterStep{at(60*time.Second, reserve(goNow)), noAnswer},
+		times(19, reserve(goNow), noAnswer),
+		[]limiterStep{reserve(waitFor(60 * time.Second))},
+		[]limiterStep{at(60*time.Second, reserve(goNow)), noAnswer},
+		times(19, reserve(goNow), noAnswer),
+		[]limiterStep{reserve(waitFor(60 * time.Second))},
+	)},
 	{"a window announced spent for a day is probed", vpay.Plan{PerMinute: 120}, []limiterStep{
 		answer(10, 5, 60*time.Second),
 		throttledUntil(24 * time.Hour),
