@@ -48,7 +48,16 @@ type options struct {
 	logger    *slog.Logger
 	retryDown time.Duration
 	lockTTL   time.Duration
-	invalid   []string
+	// invalid lists the options refused, "; "-separated: a string, not a
+	// slice, so that the stores that keep their options stay comparable.
+	invalid string
+}
+
+func (o *options) refuse(msg string) {
+	if o.invalid != "" {
+		o.invalid += "; "
+	}
+	o.invalid += msg
 }
 
 // WithNamespace separates the keys of one V-Pay API key from another's in
@@ -56,7 +65,7 @@ type options struct {
 func WithNamespace(ns string) Option {
 	return func(o *options) {
 		if ns == "" {
-			o.invalid = append(o.invalid, `WithNamespace(""): a namespace must not be empty`)
+			o.refuse(`WithNamespace(""): a namespace must not be empty`)
 			return
 		}
 		o.namespace = ns
@@ -67,7 +76,7 @@ func WithNamespace(ns string) Option {
 func WithLogger(l *slog.Logger) Option {
 	return func(o *options) {
 		if l == nil {
-			o.invalid = append(o.invalid, "WithLogger(nil)")
+			o.refuse("WithLogger(nil)")
 			return
 		}
 		o.logger = l
@@ -79,7 +88,7 @@ func WithLogger(l *slog.Logger) Option {
 func WithLockTTL(d time.Duration) Option {
 	return func(o *options) {
 		if d <= 0 {
-			o.invalid = append(o.invalid, fmt.Sprintf("WithLockTTL(%s): the TTL must be positive", d))
+			o.refuse(fmt.Sprintf("WithLockTTL(%s): the TTL must be positive", d))
 			return
 		}
 		o.lockTTL = d
@@ -96,8 +105,8 @@ func newOptions(what string, rdb redis.UniversalClient, opts []Option) options {
 	for _, f := range opts {
 		f(&o)
 	}
-	if len(o.invalid) > 0 {
-		panic("redisstore: " + what + ": invalid option: " + strings.Join(o.invalid, "; "))
+	if o.invalid != "" {
+		panic("redisstore: " + what + ": invalid option: " + o.invalid)
 	}
 	return o
 }
