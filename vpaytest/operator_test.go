@@ -46,11 +46,36 @@ func TestServesOnlyItsOwnHosts(t *testing.T) {
 		"localhost.evil.example":   http.StatusMisdirectedRequest,
 		"192.0.2.200:" + port:      http.StatusMisdirectedRequest,
 		"127.0.0.1.evil.example:1": http.StatusMisdirectedRequest,
+		// A single label is no more the sandbox's than a dotted name:
+		// a rebinding attacker's DNS can answer for "evil" too.
+		"evil":             http.StatusMisdirectedRequest,
+		"evil:" + port:     http.StatusMisdirectedRequest,
+		"EVIL.":            http.StatusMisdirectedRequest,
+		"intranet:" + port: http.StatusMisdirectedRequest,
+		"localhost2":       http.StatusMisdirectedRequest,
+		"localhos":         http.StatusMisdirectedRequest,
 	} {
 		assert.Equal(t, want, getHost(t, s.DashboardURL(), host), "Host %s", host)
 	}
 	// The API too: a rebinding page must not pay with the sandbox's key.
 	assert.Equal(t, http.StatusMisdirectedRequest, getHost(t, s.URL+"transaction/status/?transaction_id=VP1", "evil.example"))
+}
+
+func TestBoundToALANAddressServesThatAddress(t *testing.T) {
+	ip := testutil.LANIP()
+	if ip == nil {
+		t.Skip("this machine has no non-loopback address to bind the sandbox to")
+	}
+	s, err := vpaytest.Start(vpaytest.WithAddr(net.JoinHostPort(ip.String(), "0")))
+	require.NoError(t, err)
+	t.Cleanup(s.Close)
+	u, err := url.Parse(s.DashboardURL())
+	require.NoError(t, err)
+	require.Equal(t, ip.String(), u.Hostname(), "pages carry the address bound to")
+	// A phone on the LAN opens the address the sandbox was bound to.
+	assert.Equal(t, http.StatusOK, getHost(t, s.DashboardURL(), u.Host), "Host %s", u.Host)
+	assert.Equal(t, http.StatusOK, getHost(t, s.DashboardURL(), ip.String()), "Host %s without the port", ip)
+	assert.Equal(t, http.StatusMisdirectedRequest, getHost(t, s.DashboardURL(), "evil.example:"+u.Port()))
 }
 
 func TestPublicURLIsWhatPagesLinksAndQRCodesCarry(t *testing.T) {

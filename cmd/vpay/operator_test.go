@@ -204,13 +204,16 @@ func TestARefusedRedirectSaysWhereItPointed(t *testing.T) {
 func TestListenWithoutASecretSaysHow(t *testing.T) {
 	r := vpayRun(t, nil, "listen", "--addr", freeAddr(t))
 	assert.Equal(t, 2, r.code)
-	assert.Contains(t, r.stderr, "export VPAY_WEBHOOK_SECRET=")
-	assert.Contains(t, r.stderr, "vpay sandbox")
+	// Two hints, each checked on its own: one would hide the other's loss.
+	assert.Equal(t, 2, strings.Count(r.stderr, "export VPAY_WEBHOOK_SECRET="), r.stderr)
+	assert.Contains(t, r.stderr, "export VPAY_WEBHOOK_SECRET=<the webhook secret of your V-Pay dashboard>", "the live hint")
+	assert.Contains(t, r.stderr, `"vpay sandbox" prints (export VPAY_WEBHOOK_SECRET=whsec_sandbox_demo)`, "the sandbox hint")
 }
 
 // hostile is what an attacker puts in a delivery: clear the screen,
-// retitle the terminal, plant a hyperlink, a C1 CSI, a bidi override.
-const hostileText = "\x1b[2J\x1b]0;pwned\x07\x1b]8;;http://evil.example\x1b\\click\x1b]8;;\x1b\\\u009b31m\u202e"
+// retitle the terminal, plant a hyperlink, a C1 CSI, a bidi override, a
+// DEL (which encoding/json leaves raw).
+const hostileText = "\x1b[2J\x1b]0;pwned\x07\x1b]8;;http://evil.example\x1b\\click\x1b]8;;\x1b\\\u009b31m\u202e\x7f"
 
 func TestListenPrintsHostileDeliveriesEscaped(t *testing.T) {
 	const secret = "whsec_cli_test"
@@ -233,13 +236,14 @@ func TestListenPrintsHostileDeliveriesEscaped(t *testing.T) {
 				require.NoError(t, err)
 				resp.Body.Close()
 				line := next(t, lines)
-				for _, c := range []string{"\x1b", "\x07", "\u009b", "\u202e"} {
+				for _, c := range []string{"\x1b", "\x07", "\u009b", "\u202e", "\x7f"} {
 					assert.NotContains(t, line, c, "signed=%v: %q reached the terminal", signed, c)
 				}
 				if mode == "text" {
 					assert.Contains(t, line, `\x1b[2J\x1b]0;pwned\x07`, "shown, escaped")
-					assert.Contains(t, line, `\u009b31m\u202e`)
+					assert.Contains(t, line, `\u009b31m\u202e\x7f`)
 				} else {
+					assert.Contains(t, line, `\u009b31m\u202e\u007f`, "escaped in the JSON string")
 					var en journalEntry
 					require.NoError(t, json.Unmarshal([]byte(line), &en), "still JSON")
 					assert.Equal(t, "order"+hostileText, en.Reference, "the same text once decoded")
@@ -374,6 +378,15 @@ func TestReconcileBOMDuplicatesAndFormulaCells(t *testing.T) {
 	assert.NotContains(t, r.stderr, "[#", "no progress under --json")
 }
 
+// TestReconcileNeutralisesATabOrCRLead calls neutralise itself: reconcile
+// trims the cells it reads and the statuses it is told, so no input reaches
+// it with a leading tab or CR today, yet a spreadsheet that skips one runs
+// the formula after it, and the guard must not depend on that trimming.
+func TestReconcileNeutralisesATabOrCRLead(t *testing.T) {
+	got := neutralise([]string{"\r=1+1", "\t@SUM(A1)", "\r", "\t", "ok", " =x", ""})
+	assert.Equal(t, []string{"'\r=1+1", "'\t@SUM(A1)", "'\r", "'\t", "ok", " =x", ""}, got)
+}
+
 func TestReconcileSaysWhenItWaitsForTheRateLimitWindow(t *testing.T) {
 	s := vpaytest.NewServer(vpaytest.WithPlan(vpay.PlanStarter), vpaytest.WithRateWindow(400*time.Millisecond), vpaytest.WithPaymentDelay(time.Millisecond))
 	defer s.Close()
@@ -482,7 +495,7 @@ func TestLinkQRHasAQuietZoneOnLightAndDarkTerminals(t *testing.T) {
 	for _, tt := range []struct {
 		flag, colorfgbg string
 		inkIsDark       bool
-	}{{"light", "", true}, {"dark", "0;15", false}, {"auto", "15;0", false}, {"auto", "0;15", true}, {"auto", "", false}} {
+	}{{"light", "", true}, {"dark", "0;15", false}, {"auto", "15;0", false}, {"auto", "0;15", true}, {"auto", "0;7", true}, {"auto", "7;8", false}, {"auto", "", false}} {
 		env := append(creds(s), "COLORFGBG="+tt.colorfgbg)
 		r := vpayRun(t, env, "link", "--name", "Fees", "--qr", "--qr-background", tt.flag)
 		require.Equal(t, 0, r.code, r.stderr)
