@@ -108,7 +108,9 @@ func (w *checkWorker) Work(ctx context.Context, job *river.Job[checkArgs]) error
 		}
 		return t.giveUp(ctx, a.PaymentID)
 	}
-	next := func(ctx context.Context, tx pgx.Tx) error { return t.scheduleCheck(ctx, tx, a.PaymentID, a.Step+1, created) }
+	next := func(ctx context.Context, tx pgx.Tx) error {
+		return t.scheduleCheck(ctx, tx, a.PaymentID, a.Step+1, created)
+	}
 	if id == nil || *id == "" {
 		// Nothing to ask yet (no lookup by reference exists): the id may
 		// still be written (a Pay answer whose write failed), or the
