@@ -40,6 +40,10 @@ func NewAdmin(pool *pgxpool.Pool) (*Admin, error) {
 	return &Admin{pool: pool, river: rc, log: slog.New(slog.DiscardHandler)}, nil
 }
 
+// ErrNoPayment is returned by Resolve and ResolveTransaction when the
+// tracker has no such payment.
+var ErrNoPayment = errors.New("tracker: no such payment")
+
 // Payment is a tracked payment, for the people who run the tracker.
 type Payment struct {
 	// Reference is the payment's reference (the order id), "" for a
@@ -147,7 +151,7 @@ func (a *Admin) resolve(ctx context.Context, where, key string, status vpay.Stat
 		err := tx.QueryRow(ctx, `UPDATE vpay_tracker_payments SET note = $2 WHERE id =
 			(SELECT id FROM vpay_tracker_payments WHERE `+where+` ORDER BY id DESC LIMIT 1) RETURNING id`, key, note).Scan(&id)
 		if errors.Is(err, pgx.ErrNoRows) {
-			return fmt.Errorf("tracker: Resolve: no payment %q", key)
+			return fmt.Errorf("tracker: Resolve %q: %w", key, ErrNoPayment)
 		}
 		if err != nil {
 			return err

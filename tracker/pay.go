@@ -21,7 +21,7 @@ const (
 	recordTries      = 6
 	recordFirstWait  = 50 * time.Millisecond
 	recordMaxWait    = 2 * time.Second
-	recordLaterWait  = 30 * time.Second // between background tries
+	recordLaterWait  = 30 * time.Second // the longest wait between background tries
 	recordTryTimeout = 10 * time.Second // one write, however stuck the connection
 )
 
@@ -117,14 +117,16 @@ func (t *Tracker) recordAnswer(ctx context.Context, id int64, txn *vpay.Transact
 	t.later.Add(1)
 	go func() {
 		defer t.later.Done()
+		wait := recordMaxWait
 		for {
 			select {
 			case <-t.stopping:
 				t.log.ErrorContext(ctx, "vpay tracker: stopped before a payment's answer could be recorded; its webhook or Resolve must settle it",
 					slog.String("reference", txn.Reference), slog.String("transaction_id", txn.TransactionID))
 				return
-			case <-time.After(recordLaterWait):
+			case <-time.After(wait):
 			}
+			wait = min(2*wait, recordLaterWait)
 			if err := t.writeAnswer(ctx, id, txn); err == nil {
 				t.log.InfoContext(ctx, "vpay tracker: a payment's answer recorded after all", slog.String("transaction_id", txn.TransactionID))
 				return
@@ -160,7 +162,7 @@ func sleep(ctx context.Context, d time.Duration) error {
 // elsewhere) is tracked from then on too; one without a reference is known
 // by its transaction id alone (Update.Reference ""). An event the tracker
 // can never store (a reference or transaction id longer than MaxIDLen, or
-// holding a NUL; neither id at all) is refused with 422 (webhook.Refuse)
+// holding a NUL) is refused with 422 (webhook.Refuse)
 // and logged: V-Pay need not deliver it again.
 func (t *Tracker) Handler(secret string, opts ...webhook.Option) http.Handler {
 	return webhook.Handler(secret, t.onEvent, opts...)
@@ -190,9 +192,7 @@ func (t *Tracker) onEvent(ctx context.Context, ev *vpay.Event) error {
 
 // trackable says why the tracker cannot follow txn, if it cannot.
 func trackable(txn *vpay.Transaction) error {
-	switch {
-	case txn.Reference == "" && txn.TransactionID == "":
-		return errors.New("tracker: an event with neither reference nor transaction id")
+	switch { // webhook.Handler refused an event without a transaction id
 	case !storable(txn.Reference):
 		return fmt.Errorf("tracker: a reference of %d bytes (at most %d, no NUL)", len(txn.Reference), MaxIDLen)
 	case !storable(txn.TransactionID):

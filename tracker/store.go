@@ -96,7 +96,8 @@ func find(ctx context.Context, tx pgx.Tx, txn *vpay.Transaction) (id int64, crea
 
 // learn saves in tx what the tracker learnt of payment id and, for a final
 // status not learnt before, adds it to the payment's Updates. A final
-// status is never replaced by pending. A manual resolution keeps the
+// status is never replaced by pending; a transaction id once known is
+// never replaced. A manual resolution keeps the
 // Transaction last seen.
 func (a *Admin) learn(ctx context.Context, tx pgx.Tx, id int64, txn *vpay.Transaction, src Source) error {
 	p, _, found, err := lock(ctx, tx, id)
@@ -122,7 +123,7 @@ func (a *Admin) learn(ctx context.Context, tx pgx.Tx, id int64, txn *vpay.Transa
 		}
 	}
 	if _, err := tx.Exec(ctx, `UPDATE vpay_tracker_payments
-		SET transaction_id = COALESCE(NULLIF($2, ''), transaction_id), status = $3, txn = COALESCE($4, txn), updated_at = now()
+		SET transaction_id = COALESCE(transaction_id, NULLIF($2, '')), status = $3, txn = COALESCE($4, txn), updated_at = now()
 		WHERE id = $1`, id, txnID, string(status), raw); err != nil {
 		return fmt.Errorf("tracker: record payment %d: %w", id, err)
 	}

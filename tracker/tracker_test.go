@@ -19,6 +19,7 @@ import (
 	"github.com/vonsung/vpay-go"
 	"github.com/vonsung/vpay-go/internal/testutil"
 	"github.com/vonsung/vpay-go/tracker"
+	"github.com/vonsung/vpay-go/tracker/trackertest"
 	"github.com/vonsung/vpay-go/vpaytest"
 )
 
@@ -27,17 +28,22 @@ import (
 // counts deliveries.
 type shop struct {
 	t        testing.TB
+	pg       *trackertest.Postgres
 	dsn      string
 	emulator *vpaytest.Server
 	hookURL  string // where the emulator sends webhooks: the current tracker's handler
 	handler  atomic.Pointer[http.Handler]
 	failNext atomic.Int64  // OnUpdate fails this many more times
+	failing  atomic.Value  // string: OnUpdate fails every Update of this status
+	failed   chan string   // the status of each failed OnUpdate, when there is room
 	db       *pgxpool.Pool // the shop's own queries
 }
 
 func newShop(t testing.TB, opts ...vpaytest.Option) *shop {
 	t.Helper()
-	s := &shop{t: t, dsn: postgres(t)}
+	pg := trackertest.NewPostgres(t)
+	s := &shop{t: t, pg: pg, dsn: pg.DSN, failed: make(chan string, 100)}
+	s.failing.Store("")
 	pool := s.pool()
 	s.db = pool
 	ctx := context.Background()
@@ -82,7 +88,11 @@ func (s *shop) process(opts ...func(*tracker.Config)) *tracker.Tracker {
 		Client: s.emulator.Client(vpay.WithMaxRetries(0)),
 		Pool:   s.pool(),
 		OnUpdate: func(ctx context.Context, tx pgx.Tx, u tracker.Update) error {
-			if s.failNext.Add(-1) >= 0 {
+			if s.failNext.Add(-1) >= 0 || string(u.Status) == s.failing.Load().(string) {
+				select {
+				case s.failed <- string(u.Status):
+				default:
+				}
 				return errors.New("the shop's database is busy")
 			}
 			_, err := tx.Exec(ctx, `INSERT INTO shop_updates (reference, status, source, unresolved, transaction_id) VALUES ($1, $2, $3, $4, $5)`,
