@@ -132,15 +132,6 @@ func TestPostgresKilledMidRunLosesNothing(t *testing.T) {
 	t.Logf("%d payments, %d refunds, 3 kills; %d statuses found by polling", len(want), len(refunded), polled)
 }
 
-func statusAt(e *vpaytest.Server, id string) vpay.Status {
-	for _, tx := range e.Transactions() {
-		if tx.TransactionID == id {
-			return tx.Status
-		}
-	}
-	return ""
-}
-
 func mapsEqual(a, b map[string][]string) bool {
 	if len(a) != len(b) {
 		return false
