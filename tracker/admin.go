@@ -67,8 +67,9 @@ type Payment struct {
 	// report).
 	Undelivered []string
 	// Attempts is how many times the first of Undelivered failed in
-	// OnUpdate, and LastError its last error.
-	Attempts  int
+	// OnUpdate.
+	Attempts int
+	// LastError is the first of Undelivered's last error in OnUpdate.
 	LastError string
 }
 
