@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
@@ -138,7 +139,7 @@ func TestPayAnswerNeverWrittenReturnsErrNotRecorded(t *testing.T) {
 	s.failWrites(t, 7) // more than Pay's tries: the 7th is the background's first
 	tr := s.process(func(c *tracker.Config) {
 		c.Schedule = []time.Duration{300 * time.Millisecond, time.Second, 2 * time.Second, 4 * time.Second, 8 * time.Second}
-		c.GiveUp = 30 * time.Second
+		c.GiveUp = time.Hour // found by a scheduled check, long before
 	})
 	p, err := s.pay(tr, "order-unwritten", vpaytest.PhoneSuccess)
 	require.ErrorIs(t, err, tracker.ErrNotRecorded)
@@ -323,6 +324,11 @@ func TestPaymentWithoutReferenceHasItsOwnKeySpace(t *testing.T) {
 	// person resolving it.
 	assert.Equal(t, http.StatusOK, s.send(map[string]any{"transaction_id": "VPX1", "status": "refunded"}))
 	s.waitFor("the refund", func(u map[string][]delivery) bool { return len(u[""]) == 2 })
+	// An event that names its reference at last: the same payment, which
+	// takes the reference (nothing delivered again).
+	assert.Equal(t, http.StatusOK, s.send(map[string]any{"transaction_id": "VPX1", "external_id": "order-x1", "status": "disputed"}))
+	s.waitFor("the dispute", func(u map[string][]delivery) bool { return len(u["order-x1"]) == 1 })
+	assert.Equal(t, update{"order-x1", "disputed", "webhook", "VPX1", false}, s.rows()[4])
 	assert.Equal(t, http.StatusOK, s.send(map[string]any{"transaction_id": "VPX2", "status": "pending"}))
 	pending, err := tr.Pending(context.Background(), 0)
 	require.NoError(t, err)
@@ -331,7 +337,8 @@ func TestPaymentWithoutReferenceHasItsOwnKeySpace(t *testing.T) {
 	require.Error(t, tr.Resolve(context.Background(), "VPX2", vpay.StatusSuccessful, ""), "not a reference")
 	require.NoError(t, tr.ResolveTransaction(context.Background(), "VPX2", vpay.StatusFailed, "checked on the dashboard"))
 	s.waitFor("the resolution", func(u map[string][]delivery) bool { return len(u[""]) == 3 })
-	assert.Equal(t, update{"", "failed", "manual", "VPX2", false}, s.rows()[4])
+	assert.Equal(t, update{"", "failed", "manual", "VPX2", false}, s.rows()[5])
+	assert.ErrorIs(t, tr.ResolveTransaction(context.Background(), "VPNONE", vpay.StatusFailed, ""), tracker.ErrNoPayment)
 }
 
 // TestReferenceIsLookedUpBeforeTransactionID (issue 22: the lookup order):
@@ -381,4 +388,21 @@ func TestPruneLeavesTombstones(t *testing.T) {
 	u := s.waitFor("the refunds", func(u map[string][]delivery) bool { return len(u["order-pruned"]) == 2 && len(u[""]) == 2 })
 	assert.Equal(t, []delivery{{"successful", "webhook"}, {"refunded", "webhook"}}, u["order-pruned"])
 	assert.Equal(t, []delivery{{"successful", "webhook"}, {"refunded", "webhook"}}, u[""])
+}
+
+// TestHeldListsOnlyPaymentsBehindAFailure: updates that merely wait for
+// their turn (no tracker has run them yet) are not "held back"; Held is
+// for a failing OnUpdate, which a person must look at.
+func TestHeldListsOnlyPaymentsBehindAFailure(t *testing.T) {
+	s := newShop(t)
+	idle, err := tracker.New(tracker.Config{Client: s.emulator.Client(), Pool: s.pool(),
+		OnUpdate: func(context.Context, pgx.Tx, tracker.Update) error { return nil }})
+	require.NoError(t, err)
+	h := idle.Handler(s.emulator.WebhookSecret)
+	s.handler.Store(&h)
+	assert.Equal(t, http.StatusOK, s.send(map[string]any{"transaction_id": "VPW", "external_id": "order-w", "status": "successful"}))
+	assert.Equal(t, http.StatusOK, s.send(map[string]any{"transaction_id": "VPW", "external_id": "order-w", "status": "refunded"}))
+	held, err := idle.Held(context.Background(), 0)
+	require.NoError(t, err)
+	assert.Empty(t, held)
 }
