@@ -12,7 +12,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/jackc/pgx/v5"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
@@ -395,11 +394,7 @@ func TestPruneLeavesTombstones(t *testing.T) {
 // for a failing OnUpdate, which a person must look at.
 func TestHeldListsOnlyPaymentsBehindAFailure(t *testing.T) {
 	s := newShop(t)
-	idle, err := tracker.New(tracker.Config{Client: s.emulator.Client(), Pool: s.pool(),
-		OnUpdate: func(context.Context, pgx.Tx, tracker.Update) error { return nil }})
-	require.NoError(t, err)
-	h := idle.Handler(s.emulator.WebhookSecret)
-	s.handler.Store(&h)
+	idle := s.idle()
 	assert.Equal(t, http.StatusOK, s.send(map[string]any{"transaction_id": "VPW", "external_id": "order-w", "status": "successful"}))
 	assert.Equal(t, http.StatusOK, s.send(map[string]any{"transaction_id": "VPW", "external_id": "order-w", "status": "refunded"}))
 	held, err := idle.Held(context.Background(), 0)

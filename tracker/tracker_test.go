@@ -116,6 +116,18 @@ func (s *shop) process(opts ...func(*tracker.Config)) *tracker.Tracker {
 	return tr
 }
 
+// idle returns a tracker that records (its handler serves the webhooks)
+// but is not started: what it records waits for another process.
+func (s *shop) idle() *tracker.Tracker {
+	s.t.Helper()
+	idle, err := tracker.New(tracker.Config{Client: s.emulator.Client(), Pool: s.pool(),
+		OnUpdate: func(context.Context, pgx.Tx, tracker.Update) error { return nil }})
+	require.NoError(s.t, err)
+	h := idle.Handler(s.emulator.WebhookSecret)
+	s.handler.Store(&h)
+	return idle
+}
+
 func (s *shop) pay(tr *tracker.Tracker, ref, phone string) (*vpay.Payment, error) {
 	return tr.Pay(context.Background(), &vpay.PayRequest{Amount: 1000, Phone: phone, Reference: ref, CallbackURL: s.hookURL})
 }
