@@ -103,6 +103,9 @@ func TestLaterStatusWaitsForAFailingEarlierOne(t *testing.T) {
 	assert.Contains(t, held[0].LastError, "busy")
 	require.Eventually(t, func() bool { return strings.Contains(logs.String(), "held_back=1") }, 10*time.Second, 20*time.Millisecond,
 		"the log says an update is held back")
+	require.Eventually(t, func() bool {
+		return strings.Contains(logs.String(), `level=WARN msg="vpay tracker: an update is held back until an earlier one of its payment is delivered"`)
+	}, 10*time.Second, 20*time.Millisecond, "the refund's delivery says, as a warning, what holds it back")
 	assert.Empty(t, s.updates()["order-held"], "the refund did not overtake")
 
 	s.failing.Store("")

@@ -88,11 +88,11 @@ func (w *checkWorker) Work(ctx context.Context, job *river.Job[checkArgs]) error
 	}
 	var (
 		status  vpay.Status
-		ref, id *string
+		id      *string
 		created time.Time
 	)
-	err := t.cfg.Pool.QueryRow(ctx, `SELECT status, reference, transaction_id, created_at FROM vpay_tracker_payments WHERE id = $1`, a.PaymentID).
-		Scan(&status, &ref, &id, &created)
+	err := t.cfg.Pool.QueryRow(ctx, `SELECT status, transaction_id, created_at FROM vpay_tracker_payments WHERE id = $1`, a.PaymentID).
+		Scan(&status, &id, &created)
 	switch {
 	case errors.Is(err, pgx.ErrNoRows):
 		return nil // pruned
@@ -119,9 +119,7 @@ func (w *checkWorker) Work(ctx context.Context, job *river.Job[checkArgs]) error
 	}
 	txn, err := t.cfg.Client.Status(vpay.WithLowPriority(ctx), *id)
 	if err == nil {
-		if txn.Reference == "" && ref != nil {
-			txn.Reference = *ref
-		}
+		// txn is kept as V-Pay sent it; Update.Reference names the order.
 		err = pgx.BeginFunc(ctx, t.cfg.Pool, func(tx pgx.Tx) error {
 			if err := t.admin.learn(ctx, tx, a.PaymentID, txn, SourcePoll); err != nil || txn.Status.Final() {
 				return err
