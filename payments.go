@@ -8,7 +8,6 @@ import (
 	"net/mail"
 	"strings"
 	"time"
-	"unicode/utf8"
 
 	"github.com/vonsung/vpay-go/internal/wire"
 )
@@ -201,10 +200,8 @@ func (r *PayRequest) wire() (*wire.PayRequest, string, error) {
 	if err := checkURL("PayRequest.CallbackURL", r.CallbackURL); err != nil {
 		return nil, "", err
 	}
-	for k, v := range r.Metadata {
-		if k == "" || !utf8.ValidString(k) || !utf8.ValidString(v) {
-			return nil, "", invalid("PayRequest.Metadata", nil, "keys must be non-empty and keys and values valid UTF-8")
-		}
+	if err := checkMetadata(r.Metadata); err != nil {
+		return nil, "", err
 	}
 	return &wire.PayRequest{
 		Amount:        r.Amount,

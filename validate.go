@@ -1,6 +1,7 @@
 package vpay
 
 import (
+	"fmt"
 	"net/url"
 	"strings"
 	"unicode"
@@ -74,6 +75,26 @@ func checkURL(field, s string) error {
 	u, err := url.Parse(s)
 	if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
 		return invalid(field, nil, "%q is not an absolute http(s) URL", s)
+	}
+	return nil
+}
+
+// checkMetadata refuses Metadata that V-Pay cannot echo back intact: empty
+// keys, invalid UTF-8, and NUL (U+0000), which V-Pay returns in every
+// status and webhook of the payment, where no PostgreSQL text or jsonb
+// column can hold it.
+func checkMetadata(m map[string]string) error {
+	for k, v := range m {
+		if k == "" || !utf8.ValidString(k) || !utf8.ValidString(v) {
+			return invalid("PayRequest.Metadata", nil, "keys must be non-empty and keys and values valid UTF-8")
+		}
+		field := fmt.Sprintf("PayRequest.Metadata[%q]", k)
+		if strings.ContainsRune(k, 0) {
+			return invalid(field, nil, "the key contains NUL (U+0000)")
+		}
+		if strings.ContainsRune(v, 0) {
+			return invalid(field, nil, "the value contains NUL (U+0000)")
+		}
 	}
 	return nil
 }

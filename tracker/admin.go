@@ -4,17 +4,51 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/riverqueue/river"
+	"github.com/riverqueue/river/riverdriver/riverpgxv5"
 
 	"github.com/vonsung/vpay-go"
 )
 
+// Admin is the tracker for the people who run it: listings, manual
+// resolution and retention, on the tracker's database. It works no jobs
+// and needs no Client or OnUpdate, so a tool built on it (the vpay
+// command line) can never deliver a merchant's Updates itself: a status
+// it resolves is delivered by the merchant's running trackers. Safe for
+// concurrent use.
+type Admin struct {
+	pool  *pgxpool.Pool
+	river *river.Client[pgx.Tx] // inserts jobs only, in Admin's own use
+	log   *slog.Logger
+}
+
+// NewAdmin returns an Admin on pool's database, where Migrate has run.
+func NewAdmin(pool *pgxpool.Pool) (*Admin, error) {
+	if pool == nil {
+		return nil, errors.New("tracker: NewAdmin: nil pool")
+	}
+	// With no Workers, a River client only inserts jobs: it never works one.
+	rc, err := river.NewClient(riverpgxv5.New(pool), &river.Config{})
+	if err != nil {
+		return nil, fmt.Errorf("tracker: %w", err)
+	}
+	return &Admin{pool: pool, river: rc, log: slog.New(slog.DiscardHandler)}, nil
+}
+
+// ErrNoPayment is returned by Resolve and ResolveTransaction when the
+// tracker has no such payment.
+var ErrNoPayment = errors.New("tracker: no such payment")
+
 // Payment is a tracked payment, for the people who run the tracker.
 type Payment struct {
-	// Reference is the payment's reference (the order id); TransactionID
-	// V-Pay's id, "" while it is unknown.
+	// Reference is the payment's reference (the order id), "" for a
+	// payment known by transaction id only; TransactionID V-Pay's id, ""
+	// while it is unknown.
 	Reference, TransactionID string
 	// Status is the latest status the tracker knows.
 	Status vpay.Status
@@ -28,79 +62,136 @@ type Payment struct {
 	// CreatedAt is when the tracker first recorded the payment, UpdatedAt
 	// when it last learnt something of it.
 	CreatedAt, UpdatedAt time.Time
+	// Undelivered lists the statuses learnt and not yet delivered to
+	// OnUpdate, in the order they will be ("unresolved" for the give-up
+	// report).
+	Undelivered []string
+	// Attempts is how many times the first of Undelivered failed in
+	// OnUpdate.
+	Attempts int
+	// LastError is the first of Undelivered's last error in OnUpdate.
+	LastError string
 }
+
+const final = `('successful', 'failed', 'cancelled', 'refunded', 'disputed')`
 
 // Pending lists the payments without a final status, oldest first, at most
 // limit of them (all when limit is 0).
-func (t *Tracker) Pending(ctx context.Context, limit int) ([]Payment, error) {
-	return t.list(ctx, `status NOT IN ('successful', 'failed', 'cancelled', 'refunded', 'disputed')`, limit)
+func (a *Admin) Pending(ctx context.Context, limit int) ([]Payment, error) {
+	return a.list(ctx, `p.status NOT IN `+final, limit)
 }
 
 // PendingCount returns how many payments have no final status, and how many
 // of those were reported Unresolved: one indexed count, cheap enough for a
 // metrics gauge's callback.
-func (t *Tracker) PendingCount(ctx context.Context) (pending, unresolved int64, err error) {
-	err = t.cfg.Pool.QueryRow(ctx, `SELECT count(*), count(*) FILTER (WHERE unresolved)
-		FROM vpay_tracker_payments WHERE status NOT IN ('successful', 'failed', 'cancelled', 'refunded', 'disputed')`).Scan(&pending, &unresolved)
+func (a *Admin) PendingCount(ctx context.Context) (pending, unresolved int64, err error) {
+	err = a.pool.QueryRow(ctx, `SELECT count(*), count(*) FILTER (WHERE unresolved)
+		FROM vpay_tracker_payments WHERE status NOT IN `+final).Scan(&pending, &unresolved)
 	return pending, unresolved, err
 }
 
 // Unresolved lists the payments reported Unresolved and not resolved
 // since, oldest first.
-func (t *Tracker) Unresolved(ctx context.Context, limit int) ([]Payment, error) {
-	return t.list(ctx, `unresolved AND status NOT IN ('successful', 'failed', 'cancelled', 'refunded', 'disputed')`, limit)
+func (a *Admin) Unresolved(ctx context.Context, limit int) ([]Payment, error) {
+	return a.list(ctx, `p.unresolved AND p.status NOT IN `+final, limit)
 }
 
-func (t *Tracker) list(ctx context.Context, where string, limit int) ([]Payment, error) {
-	q := `SELECT reference, COALESCE(transaction_id, ''), status, outcome_unknown, unresolved, note, created_at, updated_at
-		FROM vpay_tracker_payments WHERE ` + where + ` ORDER BY created_at`
+// Held lists the payments whose Updates are held back: the first
+// undelivered one has failed in OnUpdate at least once, and later ones
+// wait behind it (Updates of a payment are delivered in order). Fix what
+// makes OnUpdate fail; the retries then deliver them all, in order.
+func (a *Admin) Held(ctx context.Context, limit int) ([]Payment, error) {
+	return a.list(ctx, `EXISTS (SELECT 1 FROM vpay_tracker_updates f WHERE f.payment_id = p.id AND f.delivered_at IS NULL AND f.attempts > 0
+			AND f.seq = (SELECT min(seq) FROM vpay_tracker_updates m WHERE m.payment_id = p.id AND m.delivered_at IS NULL)
+			AND EXISTS (SELECT 1 FROM vpay_tracker_updates l WHERE l.payment_id = p.id AND l.seq > f.seq AND l.delivered_at IS NULL))`, limit)
+}
+
+func (a *Admin) list(ctx context.Context, where string, limit int) ([]Payment, error) {
+	q := `SELECT COALESCE(p.reference, ''), COALESCE(p.transaction_id, ''), p.status, p.outcome_unknown, p.unresolved, p.note, p.created_at, p.updated_at,
+			COALESCE(array_agg(u.status ORDER BY u.seq) FILTER (WHERE u.seq IS NOT NULL), '{}'),
+			COALESCE((array_agg(u.attempts ORDER BY u.seq))[1], 0), COALESCE((array_agg(u.last_error ORDER BY u.seq))[1], '')
+		FROM vpay_tracker_payments p LEFT JOIN vpay_tracker_updates u ON u.payment_id = p.id AND u.delivered_at IS NULL
+		WHERE ` + where + ` GROUP BY p.id ORDER BY p.created_at, p.id`
 	args := []any{}
 	if limit > 0 {
 		q += ` LIMIT $1`
 		args = append(args, limit)
 	}
-	rows, err := t.cfg.Pool.Query(ctx, q, args...)
+	rows, err := a.pool.Query(ctx, q, args...)
 	if err != nil {
 		return nil, err
 	}
 	return pgx.CollectRows(rows, func(r pgx.CollectableRow) (Payment, error) {
 		var p Payment
-		err := r.Scan(&p.Reference, &p.TransactionID, &p.Status, &p.OutcomeUnknown, &p.Unresolved, &p.Note, &p.CreatedAt, &p.UpdatedAt)
+		err := r.Scan(&p.Reference, &p.TransactionID, &p.Status, &p.OutcomeUnknown, &p.Unresolved, &p.Note, &p.CreatedAt, &p.UpdatedAt,
+			&p.Undelivered, &p.Attempts, &p.LastError)
 		return p, err
 	})
 }
 
-// Resolve settles a payment by hand, after a person checked it with V-Pay:
-// status must be final; it is delivered to OnUpdate like any other (once),
-// with Source SourceManual, and note is kept with the payment.
-func (t *Tracker) Resolve(ctx context.Context, reference string, status vpay.Status, note string) error {
+// Resolve settles the payment of reference by hand, after a person checked
+// it with V-Pay: status must be final; it is delivered to OnUpdate like any
+// other (once, in order, by the merchant's trackers), with Source
+// SourceManual, and note is kept with the payment.
+func (a *Admin) Resolve(ctx context.Context, reference string, status vpay.Status, note string) error {
+	return a.resolve(ctx, `reference = $1`, reference, status, note)
+}
+
+// ResolveTransaction is Resolve for a payment named by its transaction id:
+// the only name of a payment that came without a reference.
+func (a *Admin) ResolveTransaction(ctx context.Context, transactionID string, status vpay.Status, note string) error {
+	return a.resolve(ctx, `transaction_id = $1`, transactionID, status, note)
+}
+
+func (a *Admin) resolve(ctx context.Context, where, key string, status vpay.Status, note string) error {
 	if !status.Final() {
 		return fmt.Errorf("tracker: Resolve: %q is not a final status", status)
 	}
-	return pgx.BeginFunc(ctx, t.cfg.Pool, func(tx pgx.Tx) error {
-		var id *string
-		err := tx.QueryRow(ctx, `UPDATE vpay_tracker_payments SET note = $2 WHERE reference = $1 RETURNING transaction_id`, reference, note).Scan(&id)
+	return pgx.BeginFunc(ctx, a.pool, func(tx pgx.Tx) error {
+		var id int64
+		err := tx.QueryRow(ctx, `UPDATE vpay_tracker_payments SET note = $2 WHERE id =
+			(SELECT id FROM vpay_tracker_payments WHERE `+where+` ORDER BY id DESC LIMIT 1) RETURNING id`, key, note).Scan(&id)
 		if errors.Is(err, pgx.ErrNoRows) {
-			return fmt.Errorf("tracker: Resolve: no payment %q", reference)
+			return fmt.Errorf("tracker: Resolve %q: %w", key, ErrNoPayment)
 		}
 		if err != nil {
 			return err
 		}
-		txn := &vpay.Transaction{Reference: reference, Status: status}
-		if id != nil {
-			txn.TransactionID = *id
-		}
-		return t.record(ctx, tx, reference, txn, SourceManual)
+		return a.learn(ctx, tx, id, &vpay.Transaction{Status: status}, SourceManual)
 	})
 }
 
 // Prune deletes the tracker's records of payments settled (final status,
-// every status delivered) before before, and returns how many it deleted:
+// every Update delivered) before before, and returns how many it deleted:
 // the retention rule for the tracker's own rows. Your orders are yours.
-func (t *Tracker) Prune(ctx context.Context, before time.Time) (int64, error) {
-	tag, err := t.cfg.Pool.Exec(ctx, `DELETE FROM vpay_tracker_payments p
-		WHERE p.updated_at < $1
-		AND p.status IN ('successful', 'failed', 'cancelled', 'refunded', 'disputed')
-		AND EXISTS (SELECT 1 FROM vpay_tracker_deliveries d WHERE d.reference = p.reference AND d.status = p.status)`, before)
-	return tag.RowsAffected(), err
+//
+// Of each pruned payment it keeps, for ever, a tombstone per status
+// delivered (the payment's reference, or its transaction id when it had
+// none, and the status): a webhook delivered again later (V-Pay's retry, a
+// dashboard Resend, a replayed capture, which verifies for ever) delivers
+// nothing again. A tombstone is a few dozen bytes.
+func (a *Admin) Prune(ctx context.Context, before time.Time) (n int64, err error) {
+	err = pgx.BeginFunc(ctx, a.pool, func(tx pgx.Tx) error {
+		rows, err := tx.Query(ctx, `SELECT id FROM vpay_tracker_payments p
+			WHERE p.updated_at < $1 AND p.status IN `+final+`
+			AND NOT EXISTS (SELECT 1 FROM vpay_tracker_updates u WHERE u.payment_id = p.id AND u.delivered_at IS NULL)
+			FOR UPDATE SKIP LOCKED`, before)
+		if err != nil {
+			return err
+		}
+		ids, err := pgx.CollectRows(rows, pgx.RowTo[int64])
+		if err != nil {
+			return err
+		}
+		if _, err := tx.Exec(ctx, `INSERT INTO vpay_tracker_tombstones (reference, transaction_id, status)
+			SELECT p.reference, p.transaction_id, u.status FROM vpay_tracker_payments p
+			JOIN vpay_tracker_updates u ON u.payment_id = p.id
+			WHERE p.id = ANY($1) ON CONFLICT DO NOTHING`, ids); err != nil {
+			return err
+		}
+		tag, err := tx.Exec(ctx, `DELETE FROM vpay_tracker_payments WHERE id = ANY($1)`, ids)
+		n = tag.RowsAffected()
+		return err
+	})
+	return n, err
 }

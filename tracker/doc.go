@@ -24,12 +24,19 @@
 //
 // # Exactly once
 //
-// OnUpdate runs inside the transaction that records the delivery: the
-// transaction inserts a row unique to (payment, status) and locks the
-// payment's row. Commit means delivered; an error, a panic or a crash rolls
+// Each status learnt is added once to its payment's Updates (unique to
+// (payment, status)), numbered in the order learnt. OnUpdate runs inside
+// the transaction that marks its Update delivered, holding the payment's
+// row lock. Commit means delivered; an error, a panic or a crash rolls
 // back, and the delivery is tried again with backoff, with no attempt
-// limit. River runs a job at least once; the unique row makes the
-// merchant's side exactly once.
+// limit. River runs a job at least once; the delivered mark makes the
+// merchant's side exactly once. Prune keeps a tombstone of each status
+// delivered, so a webhook redelivered after it delivers nothing again.
+//
+// Pay records the payment before sending it and V-Pay's answer after; a
+// write of the answer that keeps failing makes Pay return the Payment with
+// ErrNotRecorded (the payment exists; do not pay again) and goes on in the
+// background.
 //
 // # Late and out-of-order events
 //
@@ -37,10 +44,14 @@
 // final status is never replaced by pending (a late "pending" webhook or
 // poll answer is recorded as seen and changes nothing). A change from one
 // final status to another (successful to refunded or disputed) is a new
-// Update. Updates of one payment run one at a time (the row lock), in the
-// order the tracker learnt the statuses, which for webhooks that overtake
-// each other may differ from the order V-Pay set them: Update.Transaction
-// is always the latest the tracker saw.
+// Update. Updates of one payment reach OnUpdate one at a time, in the
+// order the tracker learnt the statuses: a later one waits while an
+// earlier one is undelivered (logged, and listed by Admin.Held). For
+// webhooks that overtake each other that order may differ from the order
+// V-Pay set them: Update.Transaction is always the latest the tracker saw.
+//
+// A payment that came without a reference is known by its transaction id
+// alone, in a key space of its own (Update.Reference is "").
 //
 // # Polling only where webhooks failed
 //

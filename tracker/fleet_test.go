@@ -94,12 +94,8 @@ func TestKilledInsideOnUpdateDeliversOnce(t *testing.T) {
 	s := newShop(t)
 	// A tracker that only records (not started): the webhook enqueues the
 	// delivery, which the helper process then takes.
-	idle, err := tracker.New(tracker.Config{Client: s.emulator.Client(), Pool: s.pool(),
-		OnUpdate: func(context.Context, pgx.Tx, tracker.Update) error { return nil }})
-	require.NoError(t, err)
-	h := idle.Handler(s.emulator.WebhookSecret)
-	s.handler.Store(&h)
-	_, err = s.pay(idle, "order-crash", vpaytest.PhoneSuccess)
+	idle := s.idle()
+	_, err := s.pay(idle, "order-crash", vpaytest.PhoneSuccess)
 	require.NoError(t, err)
 
 	cmd := exec.Command(os.Args[0], "-test.run=^TestCrashHelper$", "-test.v")

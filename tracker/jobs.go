@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -15,9 +16,11 @@ import (
 )
 
 // checkArgs is a scheduled status check of one payment: Step indexes
-// Config.Schedule; len(Schedule) is the check at GiveUp.
+// Config.Schedule; len(Schedule) is the check at GiveUp. Reference alone
+// names the payment in a job v0.2 enqueued.
 type checkArgs struct {
-	Reference string `json:"reference"`
+	PaymentID int64  `json:"payment,omitempty"`
+	Reference string `json:"reference,omitempty"`
 	Step      int    `json:"step"`
 }
 
@@ -27,58 +30,42 @@ func (checkArgs) InsertOpts() river.InsertOpts {
 	return river.InsertOpts{Queue: queue, UniqueOpts: river.UniqueOpts{ByArgs: true}}
 }
 
-// deliverArgs is the delivery of one status of one payment to OnUpdate;
-// Status "unresolved" is the give-up report.
+// deliverArgs is the delivery of one payment's Update number Seq to
+// OnUpdate. Reference, Status and Source alone name the delivery in a job
+// v0.2 enqueued.
 type deliverArgs struct {
-	Reference string `json:"reference"`
-	Status    string `json:"status"`
-	Source    Source `json:"source"`
+	PaymentID int64  `json:"payment,omitempty"`
+	Seq       int    `json:"seq,omitempty"`
+	Reference string `json:"reference,omitempty"`
+	Status    string `json:"status,omitempty"`
+	Source    Source `json:"source,omitempty"`
 }
 
 func (deliverArgs) Kind() string { return "vpay_tracker_deliver" }
 
-func (deliverArgs) InsertOpts() river.InsertOpts {
-	return river.InsertOpts{Queue: queue, UniqueOpts: river.UniqueOpts{ByArgs: true}}
-}
+func (deliverArgs) InsertOpts() river.InsertOpts { return river.InsertOpts{Queue: queue} }
 
 const statusUnresolved = "unresolved"
 
-// record saves in tx what the tracker learnt of a payment (whose row
-// exists) and, for a final status, enqueues its delivery in the same
-// transaction. A final status is never replaced by pending.
-func (t *Tracker) record(ctx context.Context, tx pgx.Tx, ref string, txn *vpay.Transaction, src Source) error {
-	var prev vpay.Status
-	if err := tx.QueryRow(ctx, `SELECT status FROM vpay_tracker_payments WHERE reference = $1 FOR UPDATE`, ref).Scan(&prev); err != nil {
-		return fmt.Errorf("tracker: record %s: %w", ref, err)
+// paymentByReference finds the payment a v0.2 job names.
+func paymentByReference(ctx context.Context, q interface {
+	QueryRow(context.Context, string, ...any) pgx.Row
+}, ref string) (int64, error) {
+	var id int64
+	err := q.QueryRow(ctx, `SELECT id FROM vpay_tracker_payments WHERE reference = $1`, ref).Scan(&id)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return 0, nil
 	}
-	status := txn.Status
-	if prev.Final() && !status.Final() {
-		status = prev // a late "pending" changes nothing
-	}
-	raw, err := json.Marshal(txn)
-	if err != nil {
-		return err
-	}
-	if _, err := tx.Exec(ctx, `UPDATE vpay_tracker_payments
-		SET transaction_id = COALESCE(NULLIF($2, ''), transaction_id), status = $3, transaction = $4, updated_at = now()
-		WHERE reference = $1`, ref, txn.TransactionID, string(status), raw); err != nil {
-		return fmt.Errorf("tracker: record %s: %w", ref, err)
-	}
-	if status.Final() {
-		if _, err := t.river.InsertTx(ctx, tx, deliverArgs{Reference: ref, Status: string(status), Source: src}, nil); err != nil {
-			return fmt.Errorf("tracker: enqueue delivery of %s: %w", ref, err)
-		}
-	}
-	return nil
+	return id, err
 }
 
-// scheduleCheck enqueues check step of the payment created at created.
-func (t *Tracker) scheduleCheck(ctx context.Context, tx pgx.Tx, ref string, step int, created time.Time) error {
+// scheduleCheck enqueues check step of payment id, created at created.
+func (t *Tracker) scheduleCheck(ctx context.Context, tx pgx.Tx, id int64, step int, created time.Time) error {
 	at := created.Add(t.cfg.GiveUp)
 	if step < len(t.cfg.Schedule) {
 		at = created.Add(t.cfg.Schedule[step])
 	}
-	_, err := t.river.InsertTx(ctx, tx, checkArgs{Reference: ref, Step: step}, &river.InsertOpts{ScheduledAt: at})
+	_, err := t.river.InsertTx(ctx, tx, checkArgs{PaymentID: id, Step: step}, &river.InsertOpts{ScheduledAt: at})
 	return err
 }
 
@@ -88,14 +75,23 @@ type checkWorker struct {
 }
 
 // Work checks one payment's status, unless a final one is known already.
+// A check that keeps failing gives up at GiveUp like any other: no
+// payment stays unreported.
 func (w *checkWorker) Work(ctx context.Context, job *river.Job[checkArgs]) error {
-	t, ref := w.t, job.Args.Reference
+	t, a := w.t, job.Args
+	if a.PaymentID == 0 {
+		id, err := paymentByReference(ctx, t.cfg.Pool, a.Reference)
+		if err != nil || id == 0 {
+			return err // gone, or try again
+		}
+		a.PaymentID = id
+	}
 	var (
 		status  vpay.Status
 		id      *string
 		created time.Time
 	)
-	err := t.cfg.Pool.QueryRow(ctx, `SELECT status, transaction_id, created_at FROM vpay_tracker_payments WHERE reference = $1`, ref).
+	err := t.cfg.Pool.QueryRow(ctx, `SELECT status, transaction_id, created_at FROM vpay_tracker_payments WHERE id = $1`, a.PaymentID).
 		Scan(&status, &id, &created)
 	switch {
 	case errors.Is(err, pgx.ErrNoRows):
@@ -106,47 +102,61 @@ func (w *checkWorker) Work(ctx context.Context, job *river.Job[checkArgs]) error
 		return nil // a webhook or an earlier check settled it
 	}
 	giveUpAt := created.Add(t.cfg.GiveUp)
-	if id == nil || *id == "" || job.Args.Step >= len(t.cfg.Schedule) {
-		// Without a transaction id there is nothing to ask (no lookup by
-		// reference exists): wait for the webhook until GiveUp.
+	if a.Step >= len(t.cfg.Schedule) {
 		if wait := time.Until(giveUpAt); wait > 0 {
 			return river.JobSnooze(wait)
 		}
-		return t.giveUp(ctx, ref)
+		return t.giveUp(ctx, a.PaymentID)
+	}
+	next := func(ctx context.Context, tx pgx.Tx) error {
+		return t.scheduleCheck(ctx, tx, a.PaymentID, a.Step+1, created)
+	}
+	if id == nil || *id == "" {
+		// Nothing to ask yet (no lookup by reference exists): the id may
+		// still be written (a Pay answer whose write failed), or the
+		// webhook may name the payment. Go on to the next step.
+		return pgx.BeginFunc(ctx, t.cfg.Pool, func(tx pgx.Tx) error { return next(ctx, tx) })
 	}
 	txn, err := t.cfg.Client.Status(vpay.WithLowPriority(ctx), *id)
-	if err != nil {
-		var e *vpay.Error
-		if errors.Is(err, vpay.ErrRateLimited) && errors.As(err, &e) {
-			// Background work never takes the customers' share: come back
-			// when the window resets.
-			return river.JobSnooze(max(time.Until(e.RateLimit.Reset), time.Second))
-		}
-		return err
-	}
-	if txn.Reference == "" {
-		txn.Reference = ref
-	}
-	return pgx.BeginFunc(ctx, t.cfg.Pool, func(tx pgx.Tx) error {
-		if err := t.record(ctx, tx, ref, txn, SourcePoll); err != nil {
-			return err
-		}
-		if txn.Status.Final() {
+	if err == nil {
+		// txn is kept as V-Pay sent it; Update.Reference names the order.
+		err = pgx.BeginFunc(ctx, t.cfg.Pool, func(tx pgx.Tx) error {
+			if err := t.admin.learn(ctx, tx, a.PaymentID, txn, SourcePoll); err != nil || txn.Status.Final() {
+				return err
+			}
+			return next(ctx, tx)
+		})
+		if err == nil {
 			return nil
 		}
-		return t.scheduleCheck(ctx, tx, ref, job.Args.Step+1, created)
-	})
+	}
+	var e *vpay.Error
+	if errors.Is(err, vpay.ErrRateLimited) && errors.As(err, &e) && time.Now().Before(giveUpAt) {
+		// Background work never takes the customers' share: come back
+		// when the window resets.
+		return river.JobSnooze(max(time.Until(e.RateLimit.Reset), time.Second))
+	}
+	if !time.Now().Before(giveUpAt) {
+		t.log.ErrorContext(ctx, "vpay tracker: a status check kept failing until GiveUp", slog.Int64("payment", a.PaymentID), slog.String("error", err.Error()))
+		return t.giveUp(ctx, a.PaymentID)
+	}
+	return err
 }
 
-// giveUp marks a payment Unresolved and enqueues its one report.
-func (t *Tracker) giveUp(ctx context.Context, ref string) error {
-	t.log.WarnContext(ctx, "vpay tracker: no final status after GiveUp; reporting it unresolved", slog.String("reference", ref))
+// giveUp marks a payment Unresolved and adds its one report, unless a
+// final status came meanwhile.
+func (t *Tracker) giveUp(ctx context.Context, id int64) error {
 	return pgx.BeginFunc(ctx, t.cfg.Pool, func(tx pgx.Tx) error {
-		if _, err := tx.Exec(ctx, `UPDATE vpay_tracker_payments SET unresolved = true, updated_at = now() WHERE reference = $1`, ref); err != nil {
+		p, _, found, err := lock(ctx, tx, id)
+		if err != nil || !found || p.status.Final() {
 			return err
 		}
-		_, err := t.river.InsertTx(ctx, tx, deliverArgs{Reference: ref, Status: statusUnresolved, Source: SourceGiveUp}, nil)
-		return err
+		t.log.WarnContext(ctx, "vpay tracker: no final status after GiveUp; reporting it unresolved",
+			slog.String("reference", p.reference), slog.String("transaction_id", p.transactionID))
+		if _, err := tx.Exec(ctx, `UPDATE vpay_tracker_payments SET unresolved = true, updated_at = now() WHERE id = $1`, id); err != nil {
+			return err
+		}
+		return t.admin.addUpdate(ctx, tx, p, statusUnresolved, SourceGiveUp)
 	})
 }
 
@@ -155,66 +165,129 @@ type deliverWorker struct {
 	t *Tracker
 }
 
-// Work hands one status to OnUpdate, once: in one transaction it locks the
-// payment's row, inserts the (payment, status) delivery row (nothing to do
-// if it exists) and calls OnUpdate; commit is delivery.
+// Work hands one Update to OnUpdate, once and in its payment's order: in
+// one transaction it locks the payment's row, checks that every earlier
+// Update was delivered, calls OnUpdate and marks the Update delivered;
+// commit is delivery. An Update behind an undelivered earlier one waits:
+// the earlier one's delivery enqueues it again when it commits.
 func (w *deliverWorker) Work(ctx context.Context, job *river.Job[deliverArgs]) error {
 	t, a := w.t, job.Args
+	if a.Seq == 0 {
+		return t.upgradeDelivery(ctx, a)
+	}
 	var (
 		delivered *Update // set when this run delivered
 		created   time.Time
+		status    string
 	)
 	err := pgx.BeginFunc(ctx, t.cfg.Pool, func(tx pgx.Tx) error {
+		p, raw, found, err := lock(ctx, tx, a.PaymentID)
+		if err != nil || !found {
+			return err // !found: pruned
+		}
+		created = p.created
 		var (
-			id     *string
-			raw    []byte
-			status vpay.Status
+			seq, attempts int
+			src           Source
+			done          bool
 		)
-		err := tx.QueryRow(ctx, `SELECT transaction_id, transaction, status, created_at FROM vpay_tracker_payments WHERE reference = $1 FOR UPDATE`, a.Reference).
-			Scan(&id, &raw, &status, &created)
-		if errors.Is(err, pgx.ErrNoRows) {
-			return nil // pruned
-		}
-		if err != nil {
-			return err
-		}
-		tag, err := tx.Exec(ctx, `INSERT INTO vpay_tracker_deliveries (reference, status, source) VALUES ($1, $2, $3)
-			ON CONFLICT DO NOTHING`, a.Reference, a.Status, string(a.Source))
-		if err != nil {
-			return err
-		}
-		if tag.RowsAffected() == 0 {
+		err = tx.QueryRow(ctx, `SELECT seq, status, source, attempts, delivered_at IS NOT NULL FROM vpay_tracker_updates
+			WHERE payment_id = $1 AND (seq = $2 OR (seq < $2 AND delivered_at IS NULL)) ORDER BY seq LIMIT 1`, a.PaymentID, a.Seq).
+			Scan(&seq, &status, &src, &attempts, &done)
+		switch {
+		case errors.Is(err, pgx.ErrNoRows), err == nil && done && seq == a.Seq:
 			return nil // delivered before: River ran the job again
+		case err != nil:
+			return err
+		case seq < a.Seq:
+			level := slog.LevelDebug
+			if attempts > 0 {
+				level = slog.LevelWarn
+			}
+			t.log.Log(ctx, level, "vpay tracker: an update is held back until an earlier one of its payment is delivered",
+				slog.String("reference", p.reference), slog.String("transaction_id", p.transactionID),
+				slog.Int("seq", a.Seq), slog.String("held_by", status), slog.Int("held_by_attempts", attempts))
+			return nil
 		}
-		u := Update{Reference: a.Reference, Status: vpay.Status(a.Status), Source: a.Source}
-		if id != nil {
-			u.TransactionID = *id
-		}
+		u := Update{Reference: p.reference, TransactionID: p.transactionID, Status: vpay.Status(status), Source: src}
 		if len(raw) > 0 && string(raw) != "null" {
 			u.Transaction = new(vpay.Transaction)
 			if err := json.Unmarshal(raw, u.Transaction); err != nil {
 				return err
 			}
 		}
-		if a.Status == statusUnresolved {
-			u.Status, u.Unresolved = status, true
+		if status == statusUnresolved {
+			u.Status, u.Unresolved = p.status, true
+		}
+		if err := callOnUpdate(ctx, t.cfg.OnUpdate, tx, u); err != nil {
+			return err
+		}
+		if _, err := tx.Exec(ctx, `UPDATE vpay_tracker_updates SET delivered_at = now(), attempts = attempts + 1
+			WHERE payment_id = $1 AND seq = $2`, a.PaymentID, a.Seq); err != nil {
+			return err
 		}
 		delivered = &u
-		return callOnUpdate(ctx, t.cfg.OnUpdate, tx, u)
+		var next int
+		err = tx.QueryRow(ctx, `SELECT seq FROM vpay_tracker_updates WHERE payment_id = $1 AND seq > $2 AND delivered_at IS NULL
+			ORDER BY seq LIMIT 1`, a.PaymentID, a.Seq).Scan(&next)
+		if errors.Is(err, pgx.ErrNoRows) {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		// The next Update may have been held back while this one failed:
+		// its turn has come.
+		_, err = t.river.InsertTx(ctx, tx, deliverArgs{PaymentID: a.PaymentID, Seq: next}, nil)
+		return err
 	})
 	if err == nil && delivered != nil && t.cfg.Observer != nil && t.cfg.Observer.Delivered != nil {
 		t.cfg.Observer.Delivered(ctx, *delivered, time.Since(created))
 	}
 	if err != nil {
-		level := slog.LevelWarn
-		if time.Since(job.CreatedAt) > 24*time.Hour {
-			level = slog.LevelError // failing for a day: someone must look, nothing is dropped
-		}
-		t.log.Log(ctx, level, "vpay tracker: delivering an update failed; it will be tried again",
-			slog.String("reference", a.Reference), slog.String("status", a.Status),
-			slog.Int("attempt", job.Attempt), slog.String("error", err.Error()))
+		t.failed(ctx, job, status, err)
 	}
 	return err
+}
+
+// failed records and logs a delivery that failed; it is tried again with
+// backoff. Later Updates of the payment wait for it: the log says so, and
+// Admin.Held lists the payment.
+func (t *Tracker) failed(ctx context.Context, job *river.Job[deliverArgs], status string, err error) {
+	a := job.Args
+	msg := strings.ToValidUTF8(strings.ReplaceAll(err.Error(), "\x00", ""), "?")
+	if len(msg) > 500 {
+		msg = strings.ToValidUTF8(msg[:500], "")
+	}
+	var later int // undelivered Updates after this one: held back
+	if uerr := t.cfg.Pool.QueryRow(context.WithoutCancel(ctx), `WITH f AS (UPDATE vpay_tracker_updates SET attempts = attempts + 1, last_error = $3
+		WHERE payment_id = $1 AND seq = $2 AND delivered_at IS NULL)
+		SELECT count(*) FROM vpay_tracker_updates WHERE payment_id = $1 AND seq > $2 AND delivered_at IS NULL`, a.PaymentID, a.Seq, msg).Scan(&later); uerr != nil {
+		t.log.WarnContext(ctx, "vpay tracker: cannot record a failed delivery", slog.String("error", uerr.Error()))
+	}
+	level := slog.LevelWarn
+	if time.Since(job.CreatedAt) > 24*time.Hour {
+		level = slog.LevelError // failing for a day: someone must look, nothing is dropped
+	}
+	t.log.Log(ctx, level, "vpay tracker: delivering an update failed; it will be tried again",
+		slog.Int64("payment", a.PaymentID), slog.String("status", status), slog.Int("attempt", job.Attempt),
+		slog.Int("held_back", later), slog.String("error", err.Error()))
+}
+
+// upgradeDelivery turns a delivery job of v0.2 into the payment's next
+// Update, delivered in order like any other.
+func (t *Tracker) upgradeDelivery(ctx context.Context, a deliverArgs) error {
+	return pgx.BeginFunc(ctx, t.cfg.Pool, func(tx pgx.Tx) error {
+		id, err := paymentByReference(ctx, tx, a.Reference)
+		if err != nil || id == 0 {
+			return err
+		}
+		p, _, found, err := lock(ctx, tx, id)
+		if err != nil || !found {
+			return err
+		}
+		return t.admin.addUpdate(ctx, tx, p, a.Status, a.Source)
+	})
 }
 
 // callOnUpdate turns a panic in the merchant's code into an error, so the

@@ -15,6 +15,16 @@ import (
 	"github.com/vonsung/vpay-go/webhook"
 )
 
+// How Pay retries the write of V-Pay's answer before returning
+// ErrNotRecorded: a failover or a lock timeout lasts seconds.
+const (
+	recordTries      = 6
+	recordFirstWait  = 50 * time.Millisecond
+	recordMaxWait    = 2 * time.Second
+	recordLaterWait  = 30 * time.Second // the longest wait between background tries
+	recordTryTimeout = 10 * time.Second // one write, however stuck the connection
+)
+
 // Pay records the payment, then calls Client.Pay, then records what it
 // answered; it returns what Client.Pay returned. The payment is recorded,
 // with its first status check, before anything is sent, so that no process
@@ -23,6 +33,12 @@ import (
 // webhook names it, or reported Unresolved; it is never sent again: the
 // tracker never charges on its own. A Pay refused outright (invalid input,
 // a declined key) leaves no record.
+//
+// The write of the answer is retried with backoff while ctx lasts (at most
+// a few seconds, and a write under way is never cut short by ctx); if it
+// still fails, Pay returns the Payment with ErrNotRecorded: the payment
+// exists, do not pay again. The write is then retried in the background
+// until Stop.
 //
 // A req without a Reference gets one (vpay.NewReference) before it is
 // recorded; the Payment carries it.
@@ -36,17 +52,18 @@ func (t *Tracker) Pay(ctx context.Context, req *vpay.PayRequest) (*vpay.Payment,
 		r.Reference = vpay.NewReference()
 	}
 	ref := r.Reference
+	var id int64
 	err := pgx.BeginFunc(ctx, t.cfg.Pool, func(tx pgx.Tx) error {
 		var created time.Time
 		err := tx.QueryRow(ctx, `INSERT INTO vpay_tracker_payments (reference) VALUES ($1)
-			ON CONFLICT DO NOTHING RETURNING created_at`, ref).Scan(&created)
+			ON CONFLICT DO NOTHING RETURNING id, created_at`, ref).Scan(&id, &created)
 		if errors.Is(err, pgx.ErrNoRows) {
 			return fmt.Errorf("tracker: reference %q is tracked already: %w", ref, vpay.ErrDuplicateReference)
 		}
 		if err != nil {
 			return err
 		}
-		return t.scheduleCheck(ctx, tx, ref, 0, created)
+		return t.scheduleCheck(ctx, tx, id, 0, created)
 	})
 	if err != nil {
 		return nil, err
@@ -58,13 +75,13 @@ func (t *Tracker) Pay(ctx context.Context, req *vpay.PayRequest) (*vpay.Payment,
 	switch {
 	case errors.Is(err, vpay.ErrOutcomeUnknown):
 		t.log.WarnContext(ctx, "vpay tracker: payment outcome unknown; waiting for its webhook", slog.String("reference", ref))
-		if _, derr := t.cfg.Pool.Exec(bg, `UPDATE vpay_tracker_payments SET outcome_unknown = true, updated_at = now() WHERE reference = $1`, ref); derr != nil {
+		if _, derr := t.cfg.Pool.Exec(bg, `UPDATE vpay_tracker_payments SET outcome_unknown = true, updated_at = now() WHERE id = $1`, id); derr != nil {
 			t.log.ErrorContext(ctx, "vpay tracker: cannot record an unknown outcome", slog.String("reference", ref), slog.String("error", derr.Error()))
 		}
 		return p, err
 	case err != nil:
 		// Refused: nothing exists at V-Pay, nothing to follow.
-		if _, derr := t.cfg.Pool.Exec(bg, `DELETE FROM vpay_tracker_payments WHERE reference = $1`, ref); derr != nil {
+		if _, derr := t.cfg.Pool.Exec(bg, `DELETE FROM vpay_tracker_payments WHERE id = $1`, id); derr != nil {
 			t.log.ErrorContext(ctx, "vpay tracker: cannot forget a refused payment", slog.String("reference", ref), slog.String("error", derr.Error()))
 		}
 		return p, err
@@ -73,58 +90,115 @@ func (t *Tracker) Pay(ctx context.Context, req *vpay.PayRequest) (*vpay.Payment,
 	if txn == nil {
 		txn = &vpay.Transaction{TransactionID: p.TransactionID, Reference: ref, Status: p.Status, Amount: r.Amount, Merchant: p.Merchant}
 	}
-	if derr := pgx.BeginFunc(bg, t.cfg.Pool, func(tx pgx.Tx) error { return t.record(bg, tx, ref, txn, SourcePay) }); derr != nil {
-		// The payment exists and its check is scheduled: the webhook or
-		// the report at GiveUp will still say what became of it.
-		t.log.ErrorContext(ctx, "vpay tracker: cannot record a payment's answer", slog.String("reference", ref), slog.String("error", derr.Error()))
+	if rerr := t.recordAnswer(ctx, id, txn); rerr != nil {
+		return p, fmt.Errorf("%w (reference %q, transaction %s): %w", ErrNotRecorded, ref, p.TransactionID, rerr)
 	}
 	return p, nil
+}
+
+// recordAnswer writes Pay's answer for payment id, retrying with backoff
+// while ctx lasts (recordTries at most); each write runs to its end
+// whatever ctx does. When every try failed, it hands the write to the
+// background and returns the last error.
+func (t *Tracker) recordAnswer(ctx context.Context, id int64, txn *vpay.Transaction) error {
+	wait := recordFirstWait
+	var err error
+	for try := 1; ; try++ {
+		if err = t.writeAnswer(ctx, id, txn); err == nil {
+			return nil
+		}
+		t.log.WarnContext(ctx, "vpay tracker: cannot record a payment's answer; trying again",
+			slog.String("reference", txn.Reference), slog.String("transaction_id", txn.TransactionID), slog.Int("try", try), slog.String("error", err.Error()))
+		if try == recordTries || sleep(ctx, wait) != nil {
+			break
+		}
+		wait = min(2*wait, recordMaxWait)
+	}
+	t.later.Add(1)
+	go func() {
+		defer t.later.Done()
+		wait := recordMaxWait
+		for {
+			select {
+			case <-t.stopping:
+				t.log.ErrorContext(ctx, "vpay tracker: stopped before a payment's answer could be recorded; its webhook or Resolve must settle it",
+					slog.String("reference", txn.Reference), slog.String("transaction_id", txn.TransactionID))
+				return
+			case <-time.After(wait):
+			}
+			wait = min(2*wait, recordLaterWait)
+			if err := t.writeAnswer(ctx, id, txn); err == nil {
+				t.log.InfoContext(ctx, "vpay tracker: a payment's answer recorded after all", slog.String("transaction_id", txn.TransactionID))
+				return
+			}
+		}
+	}()
+	return err
+}
+
+// writeAnswer is one try of recordAnswer's write.
+func (t *Tracker) writeAnswer(ctx context.Context, id int64, txn *vpay.Transaction) error {
+	wctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), recordTryTimeout)
+	defer cancel()
+	return pgx.BeginFunc(wctx, t.cfg.Pool, func(tx pgx.Tx) error { return t.admin.learn(wctx, tx, id, txn, SourcePay) })
+}
+
+// sleep waits for d or for ctx to end, whichever is first.
+func sleep(ctx context.Context, d time.Duration) error {
+	tm := time.NewTimer(d)
+	defer tm.Stop()
+	select {
+	case <-tm.C:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
 }
 
 // Handler returns the merchant's webhook endpoint. It verifies deliveries
 // as webhook.Handler does (same options), then records the event and
 // enqueues its delivery in one transaction before answering 2xx. An event
 // for a payment the tracker did not start (a payment link, a payment made
-// elsewhere) is tracked from then on too.
+// elsewhere) is tracked from then on too; one without a reference is known
+// by its transaction id alone (Update.Reference ""). An event the tracker
+// can never store (a reference or transaction id longer than MaxIDLen, or
+// holding a NUL) is refused with 422 (webhook.Refuse)
+// and logged: V-Pay need not deliver it again.
 func (t *Tracker) Handler(secret string, opts ...webhook.Option) http.Handler {
 	return webhook.Handler(secret, t.onEvent, opts...)
 }
 
 func (t *Tracker) onEvent(ctx context.Context, ev *vpay.Event) error {
 	txn := ev.Transaction
+	if err := trackable(&txn); err != nil {
+		t.log.ErrorContext(ctx, "vpay tracker: refused a webhook it cannot store", slog.String("error", err.Error()))
+		return webhook.Refuse(err)
+	}
 	return pgx.BeginFunc(ctx, t.cfg.Pool, func(tx pgx.Tx) error {
-		ref, created, isNew, err := t.find(ctx, tx, &txn)
+		id, created, isNew, err := find(ctx, tx, &txn)
 		if err != nil {
 			return err
 		}
-		if err := t.record(ctx, tx, ref, &txn, SourceWebhook); err != nil {
+		if err := t.admin.learn(ctx, tx, id, &txn, SourceWebhook); err != nil {
 			return err
 		}
 		if isNew && !txn.Status.Final() {
 			// Someone else's pending payment: follow it like our own.
-			return t.scheduleCheck(ctx, tx, ref, 0, created)
+			return t.scheduleCheck(ctx, tx, id, 0, created)
 		}
 		return nil
 	})
 }
 
-// find returns the reference under which the tracker follows txn: its own
-// row by reference, else by transaction id, else a new row.
-func (t *Tracker) find(ctx context.Context, tx pgx.Tx, txn *vpay.Transaction) (ref string, created time.Time, isNew bool, err error) {
-	err = tx.QueryRow(ctx, `SELECT reference, created_at FROM vpay_tracker_payments
-		WHERE reference = $1 OR transaction_id = $2 ORDER BY reference = $1 DESC LIMIT 1`,
-		txn.Reference, txn.TransactionID).Scan(&ref, &created)
-	if err == nil {
-		return ref, created, false, nil
+// trackable says why the tracker cannot follow txn, if it cannot.
+func trackable(txn *vpay.Transaction) error {
+	switch { // webhook.Handler refused an event without a transaction id
+	case !storable(txn.Reference):
+		return fmt.Errorf("tracker: a reference of %d bytes (at most %d, no NUL)", len(txn.Reference), MaxIDLen)
+	case !storable(txn.TransactionID):
+		return fmt.Errorf("tracker: a transaction id of %d bytes (at most %d, no NUL)", len(txn.TransactionID), MaxIDLen)
+	case !storable(string(txn.Status)):
+		return fmt.Errorf("tracker: a status of %d bytes (at most %d, no NUL)", len(txn.Status), MaxIDLen)
 	}
-	if !errors.Is(err, pgx.ErrNoRows) {
-		return "", time.Time{}, false, err
-	}
-	ref = txn.Reference
-	if ref == "" {
-		ref = "vpay:" + txn.TransactionID // a payment without an order id
-	}
-	err = tx.QueryRow(ctx, `INSERT INTO vpay_tracker_payments (reference, transaction_id) VALUES ($1, $2)
-		ON CONFLICT (reference) DO UPDATE SET updated_at = now() RETURNING created_at`, ref, txn.TransactionID).Scan(&created)
-	return ref, created, true, err
+	return nil
 }

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"sync"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -29,9 +30,19 @@ const (
 	SourceGiveUp  Source = "give_up" // no final status after Config.GiveUp
 )
 
+// ErrNotRecorded is returned by Tracker.Pay, with the *vpay.Payment, when
+// V-Pay accepted the payment but the tracker could not write its answer
+// (its transaction id) to the database, even after retrying: the payment
+// exists; do not pay again. The tracker keeps trying to write it in the
+// background until Stop, and the payment's webhook settles it in any case;
+// keep the Payment's TransactionID for Resolve if both fail.
+var ErrNotRecorded = errors.New("tracker: the payment exists but its answer was not recorded; do not pay again")
+
 // Update is one status of one payment, handed to Config.OnUpdate once.
 type Update struct {
-	// Reference is the payment's reference (the order id).
+	// Reference is the payment's reference (the order id); "" for a
+	// payment that came without one (its webhook named only a transaction
+	// id): such a payment is known by its TransactionID alone.
 	Reference string
 	// TransactionID is V-Pay's id, "" when it was never learnt (a Pay whose
 	// answer was lost, then no webhook).
@@ -112,6 +123,13 @@ type Tracker struct {
 	cfg   Config
 	log   *slog.Logger
 	river *river.Client[pgx.Tx]
+	admin *Admin
+
+	// Writes of Pay answers that failed while Pay waited, retried in the
+	// background until they succeed or Stop ends them.
+	later    sync.WaitGroup
+	stopping chan struct{}
+	stopOnce sync.Once
 }
 
 // New returns a Tracker for cfg. It does not start working jobs: Start
@@ -139,7 +157,7 @@ func New(cfg Config) (*Tracker, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
-	t := &Tracker{cfg: cfg, log: cfg.Logger}
+	t := &Tracker{cfg: cfg, log: cfg.Logger, stopping: make(chan struct{})}
 	workers := river.NewWorkers()
 	river.AddWorker(workers, &checkWorker{t: t})
 	river.AddWorker(workers, &deliverWorker{t: t})
@@ -160,6 +178,7 @@ func New(cfg Config) (*Tracker, error) {
 		return nil, fmt.Errorf("tracker: %w", err)
 	}
 	t.river = rc
+	t.admin = &Admin{pool: cfg.Pool, river: rc, log: cfg.Logger}
 	return t, nil
 }
 
@@ -169,8 +188,20 @@ func (t *Tracker) Start(ctx context.Context) error { return t.river.Start(ctx) }
 
 // Stop stops taking jobs and waits for the running ones to finish, or for
 // ctx to end. A job cut short is taken over by another process after
-// Config.RescueAfter; nothing is lost.
-func (t *Tracker) Stop(ctx context.Context) error { return t.river.Stop(ctx) }
+// Config.RescueAfter; nothing is lost. It also waits, until ctx ends, for
+// the background writes of Pay answers that failed (see ErrNotRecorded),
+// then ends them.
+func (t *Tracker) Stop(ctx context.Context) error {
+	err := t.river.Stop(ctx)
+	done := make(chan struct{})
+	go func() { t.later.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-ctx.Done():
+	}
+	t.stopOnce.Do(func() { close(t.stopping) })
+	return err
+}
 
 // retryPolicy retries a failed job after 1 s, 2 s, 4 s ... up to 10 min,
 // for ever.
@@ -179,4 +210,42 @@ type retryPolicy struct{}
 func (retryPolicy) NextRetry(job *rivertype.JobRow) time.Time {
 	d := time.Second << min(job.Attempt, 10)
 	return time.Now().Add(min(d, 10*time.Minute))
+}
+
+// Pending lists the payments without a final status; see Admin.Pending.
+func (t *Tracker) Pending(ctx context.Context, limit int) ([]Payment, error) {
+	return t.admin.Pending(ctx, limit)
+}
+
+// PendingCount counts the payments without a final status; see
+// Admin.PendingCount.
+func (t *Tracker) PendingCount(ctx context.Context) (pending, unresolved int64, err error) {
+	return t.admin.PendingCount(ctx)
+}
+
+// Unresolved lists the payments reported Unresolved; see Admin.Unresolved.
+func (t *Tracker) Unresolved(ctx context.Context, limit int) ([]Payment, error) {
+	return t.admin.Unresolved(ctx, limit)
+}
+
+// Held lists the payments whose Updates are held back; see Admin.Held.
+func (t *Tracker) Held(ctx context.Context, limit int) ([]Payment, error) {
+	return t.admin.Held(ctx, limit)
+}
+
+// Resolve settles a payment by hand; see Admin.Resolve.
+func (t *Tracker) Resolve(ctx context.Context, reference string, status vpay.Status, note string) error {
+	return t.admin.Resolve(ctx, reference, status, note)
+}
+
+// ResolveTransaction settles a payment named by its transaction id by
+// hand; see Admin.ResolveTransaction.
+func (t *Tracker) ResolveTransaction(ctx context.Context, transactionID string, status vpay.Status, note string) error {
+	return t.admin.ResolveTransaction(ctx, transactionID, status, note)
+}
+
+// Prune deletes the records of settled payments, keeping tombstones; see
+// Admin.Prune.
+func (t *Tracker) Prune(ctx context.Context, before time.Time) (int64, error) {
+	return t.admin.Prune(ctx, before)
 }

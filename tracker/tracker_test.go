@@ -19,6 +19,7 @@ import (
 	"github.com/vonsung/vpay-go"
 	"github.com/vonsung/vpay-go/internal/testutil"
 	"github.com/vonsung/vpay-go/tracker"
+	"github.com/vonsung/vpay-go/tracker/trackertest"
 	"github.com/vonsung/vpay-go/vpaytest"
 )
 
@@ -27,17 +28,22 @@ import (
 // counts deliveries.
 type shop struct {
 	t        testing.TB
+	pg       *trackertest.Postgres
 	dsn      string
 	emulator *vpaytest.Server
 	hookURL  string // where the emulator sends webhooks: the current tracker's handler
 	handler  atomic.Pointer[http.Handler]
 	failNext atomic.Int64  // OnUpdate fails this many more times
+	failing  atomic.Value  // string: OnUpdate fails every Update of this status
+	failed   chan string   // the status of each failed OnUpdate, when there is room
 	db       *pgxpool.Pool // the shop's own queries
 }
 
 func newShop(t testing.TB, opts ...vpaytest.Option) *shop {
 	t.Helper()
-	s := &shop{t: t, dsn: postgres(t)}
+	pg := trackertest.NewPostgres(t)
+	s := &shop{t: t, pg: pg, dsn: pg.DSN, failed: make(chan string, 100)}
+	s.failing.Store("")
 	pool := s.pool()
 	s.db = pool
 	ctx := context.Background()
@@ -82,7 +88,11 @@ func (s *shop) process(opts ...func(*tracker.Config)) *tracker.Tracker {
 		Client: s.emulator.Client(vpay.WithMaxRetries(0)),
 		Pool:   s.pool(),
 		OnUpdate: func(ctx context.Context, tx pgx.Tx, u tracker.Update) error {
-			if s.failNext.Add(-1) >= 0 {
+			if s.failNext.Add(-1) >= 0 || string(u.Status) == s.failing.Load().(string) {
+				select {
+				case s.failed <- string(u.Status):
+				default:
+				}
 				return errors.New("the shop's database is busy")
 			}
 			_, err := tx.Exec(ctx, `INSERT INTO shop_updates (reference, status, source, unresolved, transaction_id) VALUES ($1, $2, $3, $4, $5)`,
@@ -106,6 +116,18 @@ func (s *shop) process(opts ...func(*tracker.Config)) *tracker.Tracker {
 	return tr
 }
 
+// idle returns a tracker that records (its handler serves the webhooks)
+// but is not started: what it records waits for another process.
+func (s *shop) idle() *tracker.Tracker {
+	s.t.Helper()
+	idle, err := tracker.New(tracker.Config{Client: s.emulator.Client(), Pool: s.pool(),
+		OnUpdate: func(context.Context, pgx.Tx, tracker.Update) error { return nil }})
+	require.NoError(s.t, err)
+	h := idle.Handler(s.emulator.WebhookSecret)
+	s.handler.Store(&h)
+	return idle
+}
+
 func (s *shop) pay(tr *tracker.Tracker, ref, phone string) (*vpay.Payment, error) {
 	return tr.Pay(context.Background(), &vpay.PayRequest{Amount: 1000, Phone: phone, Reference: ref, CallbackURL: s.hookURL})
 }
@@ -126,6 +148,15 @@ func (s *shop) updates() map[string][]delivery {
 	}
 	require.NoError(s.t, rows.Err())
 	return out
+}
+
+// learntAt is when the tracker last recorded something of the payment of
+// reference: a webhook it took, a poll's answer.
+func (s *shop) learntAt(ref string) time.Time {
+	s.t.Helper()
+	var at time.Time
+	require.NoError(s.t, s.db.QueryRow(context.Background(), `SELECT updated_at FROM vpay_tracker_payments WHERE reference = $1`, ref).Scan(&at))
+	return at
 }
 
 // waitFor polls the shop's table until cond holds (another process's
@@ -191,13 +222,14 @@ func TestWebhookDeliveredOnceAndRefundAsSecondUpdate(t *testing.T) {
 	_, err = s.db.Exec(context.Background(), `DELETE FROM river_job`)
 	require.NoError(t, err)
 	s.process() // another replica: its webhook de-duplication has not seen the event
+	before := s.learntAt("order-1")
 	require.NoError(t, s.emulator.Resend(p.TransactionID))
-	require.Eventually(t, func() bool {
-		var n int
-		_ = s.db.QueryRow(context.Background(), `SELECT count(*) FROM river_job WHERE state = 'completed'`).Scan(&n)
-		return n > 0
-	}, 10*time.Second, 20*time.Millisecond, "the redelivery's job ran")
-	assert.Len(t, s.updates()["order-1"], 2, "the (payment, status) row holds after River forgot the job")
+	require.Eventually(t, func() bool { return s.learntAt("order-1").After(before) }, 10*time.Second, 20*time.Millisecond,
+		"the redelivery was recorded")
+	require.NoError(t, s.emulator.SetStatus(p.TransactionID, vpay.StatusDisputed))
+	u = s.waitFor("the dispute", func(u map[string][]delivery) bool { return len(u["order-1"]) == 3 })
+	assert.Equal(t, []delivery{{"successful", "webhook"}, {"refunded", "webhook"}, {"disputed", "webhook"}}, u["order-1"],
+		"the (payment, status) row holds after River forgot the job: nothing came before the dispute, which comes in order")
 }
 
 func TestLostWebhooksFoundByPolling(t *testing.T) {

@@ -24,6 +24,9 @@
 //
 // Return an error from the function only when you want the delivery again:
 // the handler answers 500 and forgets the event, and V-Pay redelivers it.
+// For an event no redelivery could ever process (an id longer than your
+// database stores), return Refuse(err): the handler answers 422, which
+// V-Pay need not retry, and forgets the event; log what you refused.
 //
 // # Behind other routers
 //

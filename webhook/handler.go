@@ -309,6 +309,12 @@ func (h *handler) serve(w http.ResponseWriter, r *http.Request, d *Delivery) {
 		return
 	}
 	if err := h.process(ctx, ev, key, owner); err != nil {
+		if IsRefused(err) {
+			h.log.WarnContext(ctx, "vpay webhook: handler refused the event; V-Pay need not deliver it again",
+				slog.String("transaction_id", ev.Transaction.TransactionID), slog.String("error", err.Error()))
+			refuse(RefusedStatus, "refused", "unprocessable event", err)
+			return
+		}
 		h.log.ErrorContext(ctx, "vpay webhook: handler failed; V-Pay will deliver again",
 			slog.String("transaction_id", ev.Transaction.TransactionID), slog.String("error", err.Error()))
 		d.Result, d.Reason, d.HTTPStatus, d.Err = DeliveryFailed, "error", http.StatusInternalServerError, err

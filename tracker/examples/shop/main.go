@@ -1,19 +1,25 @@
 // Command shop runs a whole shop on the tracker: the V-Pay emulator
-// (vpaytest) losing half of its webhooks, a local PostgreSQL, five orders
-// paid, and each order's final status written to the shop's own table
-// exactly once, whether its webhook came or a status check found it; then
-// a refund, delivered as a second update.
+// (vpaytest) losing half of its webhooks, a PostgreSQL, five orders paid,
+// and each order's final status written to the shop's own table exactly
+// once, whether its webhook came or a status check found it; then a
+// refund, delivered as a second update.
 //
+// Get a PostgreSQL with one command, then run it from the tracker
+// directory:
+//
+//	docker run -d --name vpay-pg -p 5432:5432 -e POSTGRES_HOST_AUTH_METHOD=trust postgres:17
 //	VPAY_POSTGRES_DSN=postgres://postgres@127.0.0.1:5432/postgres go run ./examples/shop
 //
-// (from the tracker directory; without VPAY_POSTGRES_DSN it tries that
-// address).
+// Everything it creates lives in its own schema, vpay_shop_example (drop it
+// with DROP SCHEMA vpay_shop_example CASCADE); nothing goes to public. It
+// prints its progress while it waits, and exits 0 when every order
+// settled, 1 when one did not in time.
 package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
-	"log"
 	"log/slog"
 	"net"
 	"net/http"
@@ -28,9 +34,21 @@ import (
 	"github.com/vonsung/vpay-go/vpaytest"
 )
 
+// schema holds the example's tables, the tracker's and River's.
+const schema = "vpay_shop_example"
+
+// errUnsettled is the run's failure: an order did not settle in time.
+var errUnsettled = errors.New("not every order settled")
+
 func main() {
-	if err := run(context.Background()); err != nil {
-		log.Fatal(err)
+	err := run(context.Background())
+	switch {
+	case errors.Is(err, errUnsettled):
+		fmt.Fprintln(os.Stderr, "shop:", err)
+		os.Exit(1)
+	case err != nil:
+		fmt.Fprintln(os.Stderr, "shop:", err)
+		os.Exit(2)
 	}
 }
 
@@ -40,14 +58,11 @@ func run(ctx context.Context) error {
 		dsn = "postgres://postgres@127.0.0.1:5432/postgres?sslmode=disable"
 		fmt.Println("VPAY_POSTGRES_DSN is not set: using", dsn)
 	}
-	pool, err := pgxpool.New(ctx, dsn)
+	pool, err := open(ctx, dsn)
 	if err != nil {
 		return err
 	}
 	defer pool.Close()
-	if err := pool.Ping(ctx); err != nil {
-		return fmt.Errorf("cannot reach PostgreSQL at VPAY_POSTGRES_DSN: %w", err)
-	}
 	if err := tracker.Migrate(ctx, pool); err != nil {
 		return err
 	}
@@ -103,42 +118,82 @@ func run(ctx context.Context) error {
 			first = p
 		}
 	}
-	if err := waitOrders(ctx, pool, "shop-"+run+"-%", len(phones), 60*time.Second); err != nil {
+	settled := func(ctx context.Context) (int, error) {
+		var n int
+		err := pool.QueryRow(ctx, `SELECT count(*) FROM shop_orders WHERE id LIKE $1`, "shop-"+run+"-%").Scan(&n)
+		return n, err
+	}
+	if err := wait(ctx, "orders settled", len(phones), 60*time.Second, settled); err != nil {
 		return err
 	}
+
 	fmt.Println("Refunding the first order:")
 	if err := emulator.SetStatus(first.TransactionID, vpay.StatusRefunded); err != nil {
 		return err
 	}
-	deadline := time.Now().Add(30 * time.Second)
-	for {
+	refunded := func(ctx context.Context) (int, error) {
 		var status string
-		if err := pool.QueryRow(ctx, `SELECT status FROM shop_orders WHERE id = $1`, first.Reference).Scan(&status); err == nil && status == "refunded" {
-			break
+		err := pool.QueryRow(ctx, `SELECT status FROM shop_orders WHERE id = $1`, first.Reference).Scan(&status)
+		if status == "refunded" {
+			return 1, err
 		}
-		if time.Now().After(deadline) {
-			fmt.Println("  (its webhook was lost; the tracker only polls until a final status, so a lost refund needs the webhook's redelivery)")
-			break
-		}
-		time.Sleep(100 * time.Millisecond)
+		return 0, err
 	}
-	fmt.Printf("Done: %d requests to the API for %d orders.\n", emulator.Requests("/pay/")+emulator.Requests("/transaction/status/"), len(phones))
+	if err := wait(ctx, "refund delivered", 1, 5*time.Second, refunded); err != nil {
+		// The tracker polls only until a final status: a lost refund
+		// webhook comes back with V-Pay's redelivery, as here.
+		fmt.Println("  the refund's webhook was lost; V-Pay delivers it again:")
+		if err := emulator.Resend(first.TransactionID); err != nil {
+			return err
+		}
+		if err := wait(ctx, "refund delivered", 1, 30*time.Second, refunded); err != nil {
+			return err
+		}
+	}
+	fmt.Printf("Done: every order settled, %d requests to the API for %d orders.\n",
+		emulator.Requests("/pay/")+emulator.Requests("/transaction/status/"), len(phones))
 	return nil
 }
 
-// waitOrders waits until n orders matching like have a final status.
-func waitOrders(ctx context.Context, pool *pgxpool.Pool, like string, n int, within time.Duration) error {
-	deadline := time.Now().Add(within)
+// open connects to dsn with the example's own schema first on the search
+// path, creating it: the tracker's tables, River's and the shop's all go
+// there.
+func open(ctx context.Context, dsn string) (*pgxpool.Pool, error) {
+	cfg, err := pgxpool.ParseConfig(dsn)
+	if err != nil {
+		return nil, fmt.Errorf("VPAY_POSTGRES_DSN: %w", err)
+	}
+	cfg.ConnConfig.RuntimeParams["search_path"] = schema
+	pool, err := pgxpool.NewWithConfig(ctx, cfg)
+	if err != nil {
+		return nil, err
+	}
+	if _, err := pool.Exec(ctx, `CREATE SCHEMA IF NOT EXISTS `+schema); err != nil {
+		pool.Close()
+		return nil, fmt.Errorf("cannot reach PostgreSQL at VPAY_POSTGRES_DSN (see this program's doc comment for a one-command server): %w", err)
+	}
+	return pool, nil
+}
+
+// wait polls count until it reaches n, printing progress, for at most
+// within; errUnsettled when it does not.
+func wait(ctx context.Context, what string, n int, within time.Duration, count func(context.Context) (int, error)) error {
+	start := time.Now()
+	last, printed := -1, start
 	for {
-		var got int
-		if err := pool.QueryRow(ctx, `SELECT count(*) FROM shop_orders WHERE id LIKE $1`, like).Scan(&got); err != nil {
+		got, err := count(ctx)
+		if err != nil && !errors.Is(err, pgx.ErrNoRows) {
 			return err
 		}
-		if got == n {
+		if got != last || time.Since(printed) >= 5*time.Second {
+			fmt.Printf("  ... %d of %d %s after %s\n", got, n, what, time.Since(start).Round(time.Second))
+			last, printed = got, time.Now()
+		}
+		if got >= n {
 			return nil
 		}
-		if time.Now().After(deadline) {
-			return fmt.Errorf("only %d of %d orders settled", got, n)
+		if time.Since(start) > within {
+			return fmt.Errorf("%w: %d of %d %s within %s", errUnsettled, got, n, what, within)
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
