@@ -31,6 +31,7 @@ func newRoot(e *env) *cobra.Command {
 	root.PersistentFlags().BoolVar(&e.json, "json", false, "print JSON (one document, or JSON lines for streams) instead of text")
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return &exitError{exitUsage, err} })
 	root.AddCommand(payCmd(e), statusCmd(e), waitCmd(e), linkCmd(e), listenCmd(e), triggerCmd(e), resendCmd(e), reconcileCmd(e), sandboxCmd(e))
+	root.AddCommand(doctorCmd(e))
 	return root
 }
 
