@@ -194,6 +194,22 @@ func (d *doctor) validated(exs []*exchange, ok string) (result, detail string) {
 	return resultPassed, ok
 }
 
+// explain is describe(err), with what the spec says of the answers that
+// led to it: the SDK's error says what it could not use, the spec names
+// the field.
+func (d *doctor) explain(err error, exs []*exchange) string {
+	var v verdict
+	for _, ex := range exs {
+		if ex.label == "" && ex.resp != nil && ex.resp.StatusCode < 300 {
+			v.add(d.spec.response(ex, d.base))
+		}
+	}
+	if len(v.problems) == 0 {
+		return describe(err)
+	}
+	return describe(err) + " (" + strings.Join(v.problems, "; ") + ")"
+}
+
 // run runs every check and returns an error when the API could not be
 // reached at all.
 func (d *doctor) run(ctx context.Context) error {
@@ -358,7 +374,7 @@ func (d *doctor) checkPayment(ctx context.Context) {
 	exs := d.rec.since(start)
 	if err != nil {
 		d.add("pay", "pay-fields", resultFailed, fmt.Sprintf("POST /pay/ refused a valid payment of %d RWF to %s: %s; the API may want the parameter table's names (method, phone, reference)",
-			doctorAmount, vpaytest.PhoneSuccess, describe(err)))
+			doctorAmount, vpaytest.PhoneSuccess, d.explain(err, exs)))
 		for _, c := range []struct{ name, reading string }{{"status", "status-call"}, {"final-status", "status-spelling"}, {"duplicate", "error-codes"}} {
 			d.add(c.name, c.reading, resultSkipped, "no payment to follow: the pay check failed")
 		}
@@ -374,7 +390,7 @@ func (d *doctor) checkPayment(ctx context.Context) {
 	_, err = d.c.Status(ctx, p.TransactionID)
 	exs = d.rec.since(start)
 	if err != nil {
-		d.add("status", "status-call", resultFailed, "GET /transaction/status/?transaction_id= failed for the payment just made: "+describe(err))
+		d.add("status", "status-call", resultFailed, "GET /transaction/status/?transaction_id= failed for the payment just made: "+d.explain(err, exs))
 		d.add("final-status", "status-spelling", resultSkipped, "the status call failed")
 	} else {
 		r, detail := d.validated(exs, "GET /transaction/status/?transaction_id="+p.TransactionID+" answered")
@@ -424,7 +440,7 @@ func (d *doctor) checkLink(ctx context.Context) {
 	l, err := d.c.CreateLink(ctx, &vpay.LinkRequest{Name: "vpay doctor", Amount: doctorAmount, Type: vpay.LinkOneOff})
 	exs := d.rec.since(start)
 	if err != nil {
-		d.add("link", "links-path", resultFailed, "POST /payment-links/ failed: "+describe(err))
+		d.add("link", "links-path", resultFailed, "POST /payment-links/ failed: "+d.explain(err, exs))
 		return
 	}
 	r, detail := d.validated(exs, "created "+l.ID+" at "+l.URL)

@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"encoding/json"
 	"io"
@@ -44,9 +45,15 @@ type fakeAPI struct {
 	rewrite func(path string, h http.Header, body map[string]any)
 }
 
-func newFakeAPI(t *testing.T, opts ...vpaytest.Option) *fakeAPI {
+// breakage is how a fakeAPI differs from the emulator.
+type breakage struct {
+	intercept func(w http.ResponseWriter, r *http.Request, body []byte) bool
+	rewrite   func(path string, h http.Header, body map[string]any)
+}
+
+func newFakeAPI(t *testing.T, b breakage, opts ...vpaytest.Option) *fakeAPI {
 	t.Helper()
-	f := &fakeAPI{s: vpaytest.NewServer(opts...), hits: map[string]int{}}
+	f := &fakeAPI{s: vpaytest.NewServer(opts...), hits: map[string]int{}, intercept: b.intercept, rewrite: b.rewrite}
 	t.Cleanup(f.s.Close)
 	target, err := url.Parse(f.s.URL)
 	require.NoError(t, err)
@@ -189,7 +196,7 @@ func contains(list []string, s string) bool {
 }
 
 func TestDoctorAgainstTheEmulatorPassesEveryCheck(t *testing.T) {
-	f := newFakeAPI(t)
+	f := newFakeAPI(t, breakage{})
 	var received []string
 	var mu sync.Mutex
 	endpoint := httptest.NewServer(webhook.Handler(f.s.WebhookSecret, func(_ context.Context, ev *vpay.Event) error {
@@ -273,6 +280,38 @@ func TestDoctorNamesTheBrokenReading(t *testing.T) {
 	clockOff := func(_ string, h http.Header, _ map[string]any) {
 		h.Set("Date", time.Now().Add(10*time.Minute).UTC().Format(http.TimeFormat))
 	}
+	clockBehind := func(_ string, h http.Header, _ map[string]any) {
+		h.Set("Date", time.Now().Add(-10*time.Minute).UTC().Format(http.TimeFormat))
+	}
+	merchantNumber := func(path string, _ http.Header, m map[string]any) {
+		if path == "/pay/" && m != nil && m["transaction_id"] != nil {
+			m["merchant"] = 42
+		}
+	}
+	noLinkID := func(path string, _ http.Header, m map[string]any) {
+		if path == "/payment-links/" && m != nil {
+			delete(m, "link_id")
+		}
+	}
+	var seenMu sync.Mutex
+	seen := map[string]bool{}
+	acceptsDuplicates := func(w http.ResponseWriter, r *http.Request, body []byte) bool {
+		if r.URL.Path != "/api/pay/" {
+			return false
+		}
+		var m map[string]any
+		_ = json.Unmarshal(body, &m)
+		ref, _ := m["external_id"].(string)
+		seenMu.Lock()
+		defer seenMu.Unlock()
+		if !seen[ref] {
+			seen[ref] = true
+			return false
+		}
+		w.Header().Set("Content-Type", "application/json")
+		_, _ = w.Write([]byte(`{"status":"PENNDING","message":"Prompt sent.","transaction_id":"VP99999999","merchant":"VONSUNG"}`))
+		return true
+	}
 	for _, tc := range []struct {
 		name      string
 		intercept func(http.ResponseWriter, *http.Request, []byte) bool
@@ -288,10 +327,13 @@ func TestDoctorNamesTheBrokenReading(t *testing.T) {
 		{"links on another path", linksElsewhere, nil, "link", "Payment links", "NOT_FOUND", nil},
 		{"no rate-limit headers", nil, noRateLimit, "rate-limit", "Rate-limit headers", "X-RateLimit-Limit", nil},
 		{"server clock 10 minutes off", nil, clockOff, "clock", "Server clock", "more than 1m0s", nil},
+		{"server clock 10 minutes behind", nil, clockBehind, "clock", "Server clock", "more than 1m0s", nil},
+		{"a field of another type in Pay's answer", nil, merchantNumber, "pay", "Pay's field names", "merchant", nil},
+		{"a link answer without link_id", nil, noLinkID, "link", "Payment links", "link_id", nil},
+		{"a reused reference accepted", acceptsDuplicates, nil, "duplicate", "Error codes", "accepted twice", nil},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			f := newFakeAPI(t)
-			f.intercept, f.rewrite = tc.intercept, tc.rewrite
+			f := newFakeAPI(t, breakage{tc.intercept, tc.rewrite})
 			r, rep := runDoctorJSON(t, f, f.env())
 			assert.Equal(t, 1, r.code, "a failed check exits 1: %s", r.stderr)
 			assert.False(t, rep.OK)
@@ -302,17 +344,30 @@ func TestDoctorNamesTheBrokenReading(t *testing.T) {
 }
 
 func TestDoctorFailsCallbacksWithoutEvent(t *testing.T) {
-	f := newFakeAPI(t)
+	testBrokenCallback(t, "event", func(m map[string]any) { delete(m, "event") }, "")
+}
+
+func TestDoctorFailsBadlySignedCallbacks(t *testing.T) {
+	testBrokenCallback(t, "X-VPay-Signature", func(map[string]any) {}, "not the secret")
+}
+
+// testBrokenCallback relays the emulator's callbacks to the doctor's
+// listener after alter, signed with secret (the emulator's if empty).
+func testBrokenCallback(t *testing.T, want string, alter func(map[string]any), secret string) {
+	f := newFakeAPI(t, breakage{})
 	addr := freeAddr(t)
-	// V-Pay's side: deliveries lose their event, correctly signed.
+	secret = cmp.Or(secret, f.s.WebhookSecret)
 	relay := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		body, _ := io.ReadAll(r.Body)
 		var m map[string]any
-		require.NoError(t, json.Unmarshal(body, &m))
-		delete(m, "event")
+		if err := json.Unmarshal(body, &m); err != nil {
+			w.WriteHeader(http.StatusBadRequest)
+			return
+		}
+		alter(m)
 		body, _ = json.Marshal(m)
 		req, _ := http.NewRequest(http.MethodPost, "http://"+addr+"/vpay", bytes.NewReader(body))
-		req.Header.Set(webhook.SignatureHeader, webhook.Sign(body, f.s.WebhookSecret))
+		req.Header.Set(webhook.SignatureHeader, webhook.Sign(body, secret))
 		resp, err := http.DefaultClient.Do(req)
 		if err != nil {
 			w.WriteHeader(http.StatusBadGateway)
@@ -325,16 +380,15 @@ func TestDoctorFailsCallbacksWithoutEvent(t *testing.T) {
 	r, rep := runDoctorJSON(t, f, f.env(), "--listen", addr, "--callback-url", relay.URL)
 	assert.Equal(t, 1, r.code, r.stderr)
 	assertOnly(t, rep, "callback", resultFailed, "Webhook payload and event names")
-	assert.Contains(t, rep.byName()["callback"].Detail, "event")
+	assert.Contains(t, rep.byName()["callback"].Detail, want)
 }
 
 func TestDoctorWarnsOfAnUnknownField(t *testing.T) {
-	f := newFakeAPI(t)
-	f.rewrite = func(path string, _ http.Header, m map[string]any) {
+	f := newFakeAPI(t, breakage{rewrite: func(path string, _ http.Header, m map[string]any) {
 		if path == "/pay/" && m != nil && m["transaction_id"] != nil {
 			m["fee_rwf"] = 3
 		}
-	}
+	}})
 	r, rep := runDoctorJSON(t, f, f.env())
 	assert.Equal(t, 0, r.code, "a warning is a passing run: %s", r.stderr)
 	assert.True(t, rep.OK)
@@ -360,8 +414,7 @@ func TestDoctorNeverPaysInLiveMode(t *testing.T) {
 		{"no prefix, sandbox answer", "doctor", "k0123456789doctor", nil, resultPassed},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			f := newFakeAPI(t, vpaytest.WithCredentials(tc.user, tc.key, ""))
-			f.rewrite = tc.rewrite
+			f := newFakeAPI(t, breakage{rewrite: tc.rewrite}, vpaytest.WithCredentials(tc.user, tc.key, ""))
 			r, rep := runDoctorJSON(t, f, f.env())
 			assert.Zero(t, f.hit("POST /pay/"), "no payment in live mode")
 			assert.Zero(t, f.hit("POST /payment-links/"), "no link in live mode")
@@ -375,8 +428,7 @@ func TestDoctorNeverPaysInLiveMode(t *testing.T) {
 			assert.Equal(t, tc.modeResult == resultFailed, r.code == 1, "exit %d: %s", r.code, r.stderr)
 		})
 	}
-	f := newFakeAPI(t, vpaytest.WithCredentials("vpay_live_doctor", "sk_live_doctor0123456789", ""))
-	f.rewrite = liveAnswer
+	f := newFakeAPI(t, breakage{rewrite: liveAnswer}, vpaytest.WithCredentials("vpay_live_doctor", "sk_live_doctor0123456789", ""))
 	r := vpayRun(t, f.env(), "doctor")
 	assert.Equal(t, 0, r.code, r.stderr)
 	assert.Contains(t, r.stdout, "no payment or link was sent, only read-only checks ran")
@@ -391,7 +443,7 @@ func TestDoctorExitCodes(t *testing.T) {
 	assert.Equal(t, resultFailed, rep.Checks[0].Result)
 	assert.Contains(t, rep.Checks[0].Detail, "could not be reached")
 
-	f := newFakeAPI(t)
+	f := newFakeAPI(t, breakage{})
 	r = vpayRun(t, f.env(), "doctor", "--listen", "127.0.0.1:0")
 	assert.Equal(t, 2, r.code, "--listen without --callback-url is a usage error")
 	env := []string{"VPAY_BASE_URL=" + f.URL, "VPAY_API_USER=" + f.s.APIUser, "VPAY_API_KEY=sk_sandbox_wrong"}
