@@ -66,6 +66,28 @@
 // Package webhook verifies X-VPay-Signature and turns payloads into Events;
 // webhook.Handler is a ready http.Handler.
 //
+// # What the documentation leaves open
+//
+// V-Pay's documentation contradicts itself or is silent on the points
+// below. The SDK follows one reading of each; openapi/vpay.yaml (package
+// github.com/vonsung/vpay-go/openapi) describes each reading in an
+// x-vpay-reading (the documentation's words, the SDK's assumption, what
+// would show it wrong), and `vpay doctor` checks them against the real API:
+//
+//   - Pay's field names
+//   - The status call
+//   - Payment links
+//   - Webhook payload and event names
+//   - Webhook redelivery
+//   - Error codes
+//   - Replay protection
+//   - Status spelling
+//   - Amounts, dates, durations
+//   - Authentication headers
+//   - Key prefixes and mode
+//   - Rate-limit headers
+//   - Server clock
+//
 // # Testing
 //
 // Package vpaytest runs an in-process V-Pay emulator, like

@@ -24,4 +24,5 @@ require (
 	golang.org/x/sync v0.18.0 // indirect
 	golang.org/x/sys v0.47.0 // indirect
 	golang.org/x/time v0.14.0 // indirect
+	rsc.io/qr v0.2.0 // indirect
 )

@@ -38,6 +38,7 @@ func newRoot(e *env) *cobra.Command {
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return &exitError{exitUsage, err} })
 	root.AddCommand(payCmd(e), statusCmd(e), waitCmd(e), linkCmd(e), listenCmd(e), triggerCmd(e), resendCmd(e), reconcileCmd(e), sandboxCmd(e))
 	root.AddCommand(trackerCmd(e))
+	root.AddCommand(doctorCmd(e))
 	return root
 }
 
