@@ -73,6 +73,10 @@ auth answer say sandbox, it sends no payment and no link: only read-only checks.
 
 Exit codes: 0 every check that ran passed (warnings allowed); 1 a check
 failed; 2 usage error; 3 the API could not be reached.`,
+		Example: `  VPAY_API_USER=... VPAY_API_KEY=sk_sandbox_... vpay doctor
+  vpay doctor --json --transcript doctor.log
+  vpay doctor --webhook-url https://shop.rw/webhooks/vpay
+  vpay doctor --listen :8080 --callback-url https://shop.rw/webhooks/vpay`,
 		Args: args(0),
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			return runDoctor(cmd.Context(), e, f)

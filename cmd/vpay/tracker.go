@@ -37,13 +37,18 @@ itself: a payment it resolves is delivered by your running trackers.
 
 Exit codes: 0 done; 1 resolve found no such payment; 2 usage or
 configuration error; 3 the database failed.`,
+		Example: `  export DATABASE_URL=postgres://shop@127.0.0.1:5432/shop
+  vpay tracker migrate
+  vpay tracker pending --limit 20
+  vpay tracker held --json`,
 	}
 	var limit int
 	list := func(use, short string, fn func(*tracker.Admin, context.Context, int) ([]tracker.Payment, error)) *cobra.Command {
 		c := &cobra.Command{
-			Use:   use,
-			Short: short,
-			Args:  args(0),
+			Use:     use,
+			Short:   short,
+			Example: "  vpay tracker " + use + "\n  vpay tracker " + use + " --limit 0 --json",
+			Args:    args(0),
 			RunE: func(cmd *cobra.Command, _ []string) error {
 				return e.withAdmin(cmd.Context(), func(ctx context.Context, a *tracker.Admin) error {
 					ps, err := fn(a, ctx, limit)
@@ -60,9 +65,10 @@ configuration error; 3 the database failed.`,
 	}
 	cmd.AddCommand(
 		&cobra.Command{
-			Use:   "migrate",
-			Short: "Create or upgrade the tracker's tables and River's (idempotent)",
-			Args:  args(0),
+			Use:     "migrate",
+			Short:   "Create or upgrade the tracker's tables and River's (idempotent)",
+			Example: "  DATABASE_URL=postgres://shop@127.0.0.1:5432/shop vpay tracker migrate",
+			Args:    args(0),
 			RunE: func(cmd *cobra.Command, _ []string) error {
 				return e.withPool(cmd.Context(), func(ctx context.Context, pool *pgxpool.Pool) error {
 					if err := tracker.Migrate(ctx, pool); err != nil {
@@ -86,6 +92,8 @@ func resolveCmd(e *env) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "resolve (REFERENCE | --transaction-id ID) --status STATUS --note NOTE",
 		Short: "Settle a payment by hand after checking it with V-Pay; your trackers deliver it once",
+		Example: `  vpay tracker resolve order-1042 --status successful --note "paid, seen on the V-Pay dashboard by Aline"
+  vpay tracker resolve --transaction-id VP86583387 --status failed --note "payer confirmed no debit"`,
 		Args: func(cmd *cobra.Command, a []string) error {
 			if (len(a) == 1) == (transactionID != "") {
 				return usageError("resolve takes a reference or --transaction-id, exactly one; see vpay help tracker resolve")
