@@ -176,3 +176,32 @@ func TestSlotGrantedBeforeAFailedTokenRefetchIsAccounted(t *testing.T) {
 		"granted %d, observed %d, unanswered %d", lim.granted.Load(), lim.observed.Load(), lim.unanswered.Load())
 	assert.Positive(t, lim.unanswered.Load())
 }
+
+// A retry that gets no answer is reported as unanswered like a first
+// attempt: the first attempt's answer (a 503) does not stand for it, or a
+// shared limiter would count the retry's slot as used for ever.
+func TestAnUnansweredRetryIsReportedUnanswered(t *testing.T) {
+	clk := newFakeClock()
+	lim := &accountingLimiter{Limiter: newLocalLimiter(Plan{PerMinute: 6000}, true, clk)}
+	c, s := setup(t, withClock(clk), WithLimiter(lim), WithMaxRetries(1))
+	s.now = clk.Now
+	var calls atomic.Int64
+	s.mux.HandleFunc("/transaction/status/", func(w http.ResponseWriter, r *http.Request) {
+		if calls.Add(1) == 1 {
+			writeJSON(w, 503, `{"status":"error","message":"busy"}`)
+			return
+		}
+		panic(http.ErrAbortHandler) // the retry: the connection closes, no answer
+	})
+	_, err := c.Token(context.Background())
+	require.NoError(t, err, "the token fetch is accounted before the call")
+	observed, unanswered := lim.observed.Load(), lim.unanswered.Load()
+
+	_, err = c.Status(context.Background(), "VP1")
+	require.Error(t, err)
+	// net/http may itself resend a GET whose reused connection closed
+	// with no answer: that is still the one retry the limiter let go.
+	require.GreaterOrEqual(t, calls.Load(), int64(2), "the 503 was retried")
+	assert.Equal(t, int64(1), lim.observed.Load()-observed, "the 503 was answered")
+	assert.Equal(t, int64(1), lim.unanswered.Load()-unanswered, "the retry was not")
+}

@@ -3,6 +3,7 @@ package vpay
 import (
 	"context"
 	"errors"
+	"io"
 	"net/http"
 	"testing"
 
@@ -23,6 +24,16 @@ func TestOnlyPayCanHaveAnUnknownOutcome(t *testing.T) {
 		},
 		"NETWORK_ERROR": func(w http.ResponseWriter, _ *http.Request) {
 			writeJSON(w, 502, `{"status":"error","error_code":"NETWORK_ERROR","message":"retry"}`)
+		},
+		"5xx cut short": func(w http.ResponseWriter, _ *http.Request) {
+			// The header promises more body than arrives: the server
+			// failed while it answered, after it may have acted.
+			conn, _, err := w.(http.Hijacker).Hijack()
+			if err != nil {
+				panic(err)
+			}
+			defer conn.Close()
+			_, _ = io.WriteString(conn, "HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{\"status\":\"err")
 		},
 		"2xx that does not decode": func(w http.ResponseWriter, _ *http.Request) {
 			writeJSON(w, 200, `{"transaction_id":"VP1","amount":"12.50","link_id":"l","active":"perhaps"}`)

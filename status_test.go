@@ -128,6 +128,8 @@ func TestStatusRefusesAnAnswerAboutAnotherTransaction(t *testing.T) {
 			var e *Error
 			require.ErrorAs(t, err, &e)
 			assert.Contains(t, err.Error(), "VP_MINE")
+			assert.False(t, e.OutcomeUnknown, "a Status creates no payment")
+			assert.NotErrorIs(t, err, ErrOutcomeUnknown)
 
 			tx, err = c.Wait(context.Background(), "VP_MINE")
 			require.Error(t, err, "Wait must not confirm an order with another's status")

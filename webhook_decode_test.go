@@ -27,6 +27,15 @@ func TestStatusAndWebhookAcceptTheSameBodies(t *testing.T) {
 		`{"transaction_id":"VP1","status":"successful","amount":"1,500.00"}`,
 		`{"transaction_id":"VP1","external_id":12345,"status":"SUCCESSFUL","payer_phone":250790000000}`,
 		`{"transaction_id":"VP1","status":"successful","currency":["RWF"]}`,
+		`{"transaction_id":"VP1","status":"successful","amount":"240.50"}`,
+		`{"transaction_id":"VP1","status":"successful","amount":"240.00"}`,
+		// Broken keywords: the fast path must refuse them as encoding/json
+		// does, or Status (fast path) and a webhook would disagree.
+		`{"transaction_id":"VP1","status":"successful","metadata":nulx}`,
+		`{"transaction_id":"VP1","status":"successful","payer_name":nulx}`,
+		`{"transaction_id":"VP1","status":"successful","unknown":trux}`,
+		`{"transaction_id":"VP1","status":"successful","unknown":falsx}`,
+		`{"transaction_id":"VP1","status":"successful","unknown":nul}`,
 		`{"transaction_id":"VP1","status":"successful","payer_name":{"first":"A"}}`,
 	}
 	c, s := setup(t)

@@ -80,3 +80,53 @@ func TestDeduperOutageMidLeaseIsNotALostLease(t *testing.T) {
 		})
 	}
 }
+
+// endsCounter is an in-process limiter that counts what it is told of the
+// requests it let go.
+type endsCounter struct {
+	vpay.Limiter
+	granted, answered, unanswered int
+}
+
+func (c *endsCounter) Reserve(ctx context.Context, maxWait time.Duration) (vpay.Reservation, error) {
+	w, err := c.Limiter.Reserve(ctx, maxWait)
+	if err == nil && w.For <= 0 {
+		c.granted++
+	}
+	return w, err
+}
+
+func (c *endsCounter) Answered(ctx context.Context, rl vpay.RateLimit, throttled bool) {
+	c.answered++
+	c.Limiter.Answered(ctx, rl, throttled)
+}
+
+func (c *endsCounter) Unanswered(ctx context.Context) {
+	c.unanswered++
+	c.Limiter.Unanswered(ctx)
+}
+
+// While Redis is down, the in-process fallback hears how every request it
+// let go ended, unanswered ones too: one it never heard of again would stay
+// in flight, and every later window of the fallback would hold a slot back
+// for it.
+func TestFallbackLimiterHearsUnansweredRequests(t *testing.T) {
+	r := startRedis(t)
+	l := NewLimiter(r.Client(), vpay.Plan{PerMinute: 6000}, ns(t))
+	l.h.retryDown = time.Hour
+	local := &endsCounter{Limiter: l.local}
+	l.local = local
+	ctx := context.Background()
+	r.Stop()
+
+	l.Answered(ctx, vpay.RateLimit{Limit: 100, Remaining: 100, Reset: time.Now().Add(30 * time.Second)}, false)
+	for range 5 {
+		w, err := l.Reserve(ctx, 0)
+		require.NoError(t, err)
+		require.Zero(t, w.For)
+		l.Unanswered(ctx)
+	}
+	assert.Equal(t, 5, local.granted, "the fallback let the requests go")
+	assert.Equal(t, 1, local.answered)
+	assert.Equal(t, 5, local.unanswered, "every unanswered request reached the fallback")
+}

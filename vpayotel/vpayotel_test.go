@@ -348,3 +348,37 @@ func TestWebhookEventTypeAttributeIsBounded(t *testing.T) {
 	slices.Sort(got)
 	assert.Equal(t, []string{"other 3", "payment.refunded 1", "payment.successful 2"}, got)
 }
+
+// An event with no type of its own is counted without the attribute,
+// never with an empty value (a series of its own): a body with neither
+// event nor status, a blank event. A blank event with a status has the
+// status's type, as ParseEvent gives it.
+func TestWebhookEventWithoutATypeHasNoTypeAttribute(t *testing.T) {
+	r := newRig(t)
+	h := webhook.Handler("whsec_x", func(context.Context, *vpay.Event) error { return nil }, webhook.WithObserver(r.in.WebhookObserver()))
+	for _, body := range []string{
+		`{"transaction_id":"VP1"}`,
+		`{"event":"","transaction_id":"VP2"}`,
+		`{"event":"  ","transaction_id":"VP3"}`,
+		`{"event":"","transaction_id":"VP4","status":"failed"}`,
+	} {
+		req := httptest.NewRequest("POST", "/", strings.NewReader(body))
+		req.Header.Set(webhook.SignatureHeader, webhook.Sign([]byte(body), "whsec_x"))
+		w := httptest.NewRecorder()
+		h.ServeHTTP(w, req)
+		require.Equal(t, 200, w.Code, body)
+	}
+	var got []string
+	for _, sm := range r.collect(t).ScopeMetrics {
+		for _, m := range sm.Metrics {
+			if sum, ok := m.Data.(metricdata.Sum[int64]); ok && m.Name == "vpay.webhook.deliveries" {
+				for _, dp := range sum.DataPoints {
+					v, ok := dp.Attributes.Value(vpayotel.EventTypeKey)
+					got = append(got, fmt.Sprintf("%t %q %d", ok, v.AsString(), dp.Value))
+				}
+			}
+		}
+	}
+	slices.Sort(got)
+	assert.Equal(t, []string{`false "" 3`, `true "payment.failed" 1`}, got)
+}

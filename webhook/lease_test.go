@@ -3,6 +3,7 @@ package webhook
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net/http"
 	"sync/atomic"
 	"testing"
@@ -91,24 +92,43 @@ func TestHandlerDeduperErrorIsNotAcknowledged(t *testing.T) {
 
 // When a renewal says the lease is lost, another delivery may hold the
 // event: fn's ctx ends (with ErrLeaseLost as its cause), the event is not
-// completed, and the delivery is not acknowledged.
+// completed, and the delivery is not acknowledged. A Deduper may wrap
+// ErrLeaseLost with its own detail: that is the same loss.
 func TestHandlerLeaseLostStopsFnAndIsNotAcknowledged(t *testing.T) {
-	d := newScriptedDeduper()
-	d.extendErr.Store(fail(ErrLeaseLost))
-	cause := make(chan error, 1)
-	h := Handler(secret, func(ctx context.Context, _ *vpay.Event) error {
-		select {
-		case <-ctx.Done():
-			cause <- context.Cause(ctx)
-		case <-time.After(10 * time.Second):
-			cause <- errors.New("fn's ctx never ended")
-		}
-		return nil // a fn that ignores its ctx's error must not be acknowledged either
-	}, WithDeduper(d), WithTimeout(3*MinTimeout))
+	for name, lost := range map[string]error{
+		"ErrLeaseLost": ErrLeaseLost,
+		"wrapped":      fmt.Errorf("redis deduper: key VP1:successful: %w", ErrLeaseLost),
+	} {
+		t.Run(name, func(t *testing.T) {
+			d := newScriptedDeduper()
+			d.extendErr.Store(fail(lost))
+			cause := make(chan error, 1)
+			h := Handler(secret, func(ctx context.Context, _ *vpay.Event) error {
+				renewals := 0
+				for {
+					select {
+					case <-ctx.Done():
+						cause <- context.Cause(ctx)
+						return nil // a fn that ignores its ctx's error must not be acknowledged either
+					case <-d.extended:
+						// A lost lease is not renewed again: a second
+						// renewal means the loss went unnoticed.
+						if renewals++; renewals == 2 {
+							cause <- errors.New("fn's ctx never ended")
+							return nil
+						}
+					case <-time.After(10 * time.Second):
+						cause <- errors.New("fn's ctx never ended")
+						return nil
+					}
+				}
+			}, WithDeduper(d), WithTimeout(3*MinTimeout))
 
-	assert.Equal(t, http.StatusInternalServerError, deliver(h, payload, pythonSig).Code)
-	assert.ErrorIs(t, recv(t, cause, "fn's ctx cause"), ErrLeaseLost)
-	assert.Zero(t, d.completed.Load(), "an event whose lease was lost is not completed")
+			assert.Equal(t, http.StatusInternalServerError, deliver(h, payload, pythonSig).Code)
+			assert.ErrorIs(t, recv(t, cause, "fn's ctx cause"), ErrLeaseLost)
+			assert.Zero(t, d.completed.Load(), "an event whose lease was lost is not completed")
+		})
+	}
 }
 
 // Any other error from Extend (a store that hiccups) is logged and the

@@ -11,6 +11,7 @@ import (
 func decodeSeeds() [][]byte {
 	values := []string{`"s"`, `""`, `" "`, `"240.00"`, `"1,500.00"`, `"12.50"`, `"16 sec"`, `"1."`, `"abc"`,
 		`1`, `1.`, `1.0`, `1.5`, `-0`, `01`, `1e3`, `-1`, `true`, `false`, `null`,
+		`nulx`, `trux`, `falsx`, `nul`, `tru`, `fals`, `nUll`, `True`, // broken keywords: refused
 		`{}`, `{"a":"b"}`, `{"a":1}`, `{"a":null}`, `{"a":{"b":1}}`, `[]`, `["x"]`, `"caf\u00e9"`}
 	keys := append([]string{"status_code", "unknown", "Metadata", "AMOUNT"}, flatKeys...)
 	var out [][]byte

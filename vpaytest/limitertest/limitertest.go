@@ -209,6 +209,25 @@ var limiterScenarios = []struct {
 		answer(3, 0, 20*time.Second), // the other counted in the new one: its slot stays spent
 		reserve(waitFor(10 * time.Second)),
 	}},
+	// A slot is held for a request in flight at one rollover only: at the
+	// next, the new window holds back no more than the old one let go.
+	{"a request in flight across two rollovers holds a slot in the next window only", vpay.Plan{PerMinute: 120}, []limiterStep{
+		answer(1, 1, 10*time.Second),
+		reserve(goNow), // in flight from here on: neither answered nor dropped
+		at(10*time.Second, reserve(waitFor(60*time.Second))), // the window's one slot held for it
+		at(60*time.Second, reserve(goNow)),                   // the window after: nothing held
+		reserve(waitFor(60 * time.Second)),
+	}},
+	{"a probe in flight at the rollover holds no slot", vpay.Plan{PerMinute: 120}, []limiterStep{
+		answer(10, 5, 60*time.Second),
+		throttledUntil(24 * time.Hour),
+		at(time.Minute, reserve(goNow)), // the probe, never answered
+		at(24*time.Hour-time.Minute, reserve(goNow)),
+		reserve(goNow), reserve(goNow), reserve(goNow), reserve(goNow),
+		reserve(goNow), reserve(goNow), reserve(goNow), reserve(goNow),
+		reserve(goNow), // the whole window of 10: the probe was let go in none
+		reserve(waitFor(60 * time.Second)),
+	}},
 	{"low-priority calls use half a window and never wait", vpay.Plan{PerMinute: 120}, []limiterStep{
 		answer(10, 10, 30*time.Second),
 		background(goNow), background(goNow), background(goNow), background(goNow), background(goNow),
