@@ -27,14 +27,28 @@ const (
 )
 
 // Final reports whether s will not change by itself: every documented
-// status but pending. An unknown status is not final, so Wait keeps
-// polling rather than guess.
+// status but pending (FinalStatuses). An unknown status is not final, so
+// Wait keeps polling rather than guess.
 func (s Status) Final() bool {
-	switch s {
-	case StatusSuccessful, StatusFailed, StatusCancelled, StatusRefunded, StatusDisputed:
-		return true
+	for _, f := range finalStatuses() {
+		if s == f {
+			return true
+		}
 	}
 	return false
+}
+
+// FinalStatuses returns the final statuses, those Final reports true for,
+// in a new slice: the one list that Final and the tracker's SQL (its
+// queries and the index that serves them) are built from.
+func FinalStatuses() []Status {
+	all := finalStatuses()
+	return all[:]
+}
+
+// finalStatuses is the list, as a value: no package variable to change.
+func finalStatuses() [5]Status {
+	return [5]Status{StatusSuccessful, StatusFailed, StatusCancelled, StatusRefunded, StatusDisputed}
 }
 
 // Transaction is a payment as V-Pay knows it: the answer of Status, the

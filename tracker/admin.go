@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -73,27 +74,42 @@ type Payment struct {
 	LastError string
 }
 
-const final = `('successful', 'failed', 'cancelled', 'refunded', 'disputed')`
+// finalList is vpay.FinalStatuses as an SQL list, ('successful', ...): the
+// one source of "final" for every query here and for the partial index
+// that serves them (migration 3), whose predicate must be this same text
+// for PostgreSQL to use it.
+func finalList() string {
+	q := make([]string, 0, 5)
+	for _, s := range vpay.FinalStatuses() {
+		q = append(q, "'"+strings.ReplaceAll(string(s), "'", "''")+"'")
+	}
+	return "(" + strings.Join(q, ", ") + ")"
+}
 
 // Pending lists the payments without a final status, oldest first, at most
 // limit of them (all when limit is 0).
 func (a *Admin) Pending(ctx context.Context, limit int) ([]Payment, error) {
-	return a.list(ctx, `p.status NOT IN `+final, limit)
+	return a.list(ctx, `p.status NOT IN `+finalList(), limit)
 }
 
 // PendingCount returns how many payments have no final status, and how many
-// of those were reported Unresolved: one indexed count, cheap enough for a
-// metrics gauge's callback.
+// of those were reported Unresolved: one count over the partial index of
+// payments without a final status (an index-only scan, however many settled
+// payments the table holds), cheap enough for a metrics gauge's callback.
 func (a *Admin) PendingCount(ctx context.Context) (pending, unresolved int64, err error) {
-	err = a.pool.QueryRow(ctx, `SELECT count(*), count(*) FILTER (WHERE unresolved)
-		FROM vpay_tracker_payments WHERE status NOT IN `+final).Scan(&pending, &unresolved)
+	err = a.pool.QueryRow(ctx, pendingCountQuery()).Scan(&pending, &unresolved)
 	return pending, unresolved, err
+}
+
+func pendingCountQuery() string {
+	return `SELECT count(*), count(*) FILTER (WHERE unresolved)
+		FROM vpay_tracker_payments WHERE status NOT IN ` + finalList()
 }
 
 // Unresolved lists the payments reported Unresolved and not resolved
 // since, oldest first.
 func (a *Admin) Unresolved(ctx context.Context, limit int) ([]Payment, error) {
-	return a.list(ctx, `p.unresolved AND p.status NOT IN `+final, limit)
+	return a.list(ctx, `p.unresolved AND p.status NOT IN `+finalList(), limit)
 }
 
 // Held lists the payments whose Updates are held back: the first
@@ -173,7 +189,7 @@ func (a *Admin) resolve(ctx context.Context, where, key string, status vpay.Stat
 func (a *Admin) Prune(ctx context.Context, before time.Time) (n int64, err error) {
 	err = pgx.BeginFunc(ctx, a.pool, func(tx pgx.Tx) error {
 		rows, err := tx.Query(ctx, `SELECT id FROM vpay_tracker_payments p
-			WHERE p.updated_at < $1 AND p.status IN `+final+`
+			WHERE p.updated_at < $1 AND p.status IN `+finalList()+`
 			AND NOT EXISTS (SELECT 1 FROM vpay_tracker_updates u WHERE u.payment_id = p.id AND u.delivered_at IS NULL)
 			FOR UPDATE SKIP LOCKED`, before)
 		if err != nil {

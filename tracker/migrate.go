@@ -96,6 +96,17 @@ var migrations = [][]string{
 			WHERE reference IS NULL`,
 		`CREATE INDEX vpay_tracker_tombstones_any_transaction ON vpay_tracker_tombstones (transaction_id)`,
 	},
+	3: {
+		// The payments without a final status, for Pending, Unresolved and
+		// PendingCount: the predicate is the queries' own (finalList, from
+		// vpay.FinalStatuses), so the planner uses it, and unresolved is
+		// included for an index-only count. The old index covered only
+		// status = 'pending' and missed unknown statuses, which are kept
+		// as they are and are not final: PendingCount scanned the table.
+		`DROP INDEX IF EXISTS vpay_tracker_payments_open`,
+		`CREATE INDEX vpay_tracker_payments_not_final ON vpay_tracker_payments (created_at) INCLUDE (unresolved)
+			WHERE status NOT IN ` + finalList(),
+	},
 }
 
 // Migrate creates or upgrades the tracker's tables and River's schema in
