@@ -151,7 +151,21 @@ func New(cfg Config) (*Tracker, error) {
 			return nil, fmt.Errorf("tracker: Config.Schedule must be positive and increasing, got %v", cfg.Schedule)
 		}
 	}
+	for _, f := range []struct {
+		name string
+		d    time.Duration
+	}{{"GiveUp", cfg.GiveUp}, {"RescueAfter", cfg.RescueAfter}, {"PollInterval", cfg.PollInterval}} {
+		if f.d < 0 {
+			return nil, fmt.Errorf("tracker: Config.%s must not be negative, got %v (0 means the default)", f.name, f.d)
+		}
+	}
+	if cfg.Workers < 0 {
+		return nil, fmt.Errorf("tracker: Config.Workers must not be negative, got %d (0 means the default)", cfg.Workers)
+	}
 	cfg.GiveUp = cmp.Or(cfg.GiveUp, DefaultGiveUp)
+	if n := len(cfg.Schedule); n > 0 && cfg.GiveUp <= cfg.Schedule[n-1] {
+		return nil, fmt.Errorf("tracker: Config.GiveUp (%v) must come after the last Schedule step (%v): the last check would never run", cfg.GiveUp, cfg.Schedule[n-1])
+	}
 	cfg.Workers = cmp.Or(cfg.Workers, DefaultWorkers)
 	cfg.RescueAfter = cmp.Or(cfg.RescueAfter, DefaultRescueAfter)
 	if cfg.Logger == nil {
