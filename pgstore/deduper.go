@@ -49,11 +49,12 @@ func (d *Deduper) Claim(ctx context.Context, key, owner string, lease time.Durat
 	if !d.h.usable() {
 		return d.local.Claim(ctx, key, owner, lease)
 	}
+	began := d.h.begin()
 	qctx, cancel := context.WithTimeout(ctx, pgTimeout)
 	defer cancel()
 	var n int
 	err := d.pool.QueryRow(qctx, `SELECT vpay_pgstore_claim($1, $2, $3, $4)`, d.ns, key, owner, max(lease.Milliseconds(), 1)).Scan(&n)
-	if d.h.result(ctx, err) {
+	if d.h.result(ctx, began, err) {
 		return d.local.Claim(ctx, key, owner, lease)
 	}
 	if err != nil {
@@ -84,12 +85,13 @@ func (d *Deduper) Extend(ctx context.Context, key, owner string, lease time.Dura
 	if !d.h.usable() {
 		return d.extendLocal(ctx, key, owner, lease, errPostgresDown)
 	}
+	began := d.h.begin()
 	qctx, cancel := context.WithTimeout(ctx, pgTimeout)
 	defer cancel()
 	tag, err := d.pool.Exec(qctx, `UPDATE vpay_pgstore_webhooks SET expires_at = clock_timestamp() + $4 * interval '1 millisecond'
 		WHERE namespace = $1 AND key = $2 AND owner = $3 AND NOT done AND expires_at > clock_timestamp()`,
 		d.ns, key, owner, max(lease.Milliseconds(), 1))
-	if d.h.result(ctx, err) {
+	if d.h.result(ctx, began, err) {
 		return d.extendLocal(ctx, key, owner, lease, err)
 	}
 	if err != nil {
@@ -122,13 +124,14 @@ func (d *Deduper) Complete(ctx context.Context, key, owner string) error {
 	if !d.h.usable() {
 		return nil
 	}
+	began := d.h.begin()
 	qctx, cancel := context.WithTimeout(ctx, pgTimeout)
 	defer cancel()
 	_, err := d.pool.Exec(qctx, `INSERT INTO vpay_pgstore_webhooks AS w (namespace, key, owner, done, expires_at)
 		VALUES ($1, $2, NULL, true, clock_timestamp() + $3 * interval '1 millisecond')
 		ON CONFLICT (namespace, key) DO UPDATE SET owner = NULL, done = true, expires_at = excluded.expires_at`,
 		d.ns, key, d.ttl.Milliseconds())
-	if d.h.result(ctx, err) || err == nil {
+	if d.h.result(ctx, began, err) || err == nil {
 		return nil
 	}
 	return fmt.Errorf("pgstore: deduper: complete: %w", err)
@@ -140,11 +143,12 @@ func (d *Deduper) Release(ctx context.Context, key, owner string) error {
 	if !d.h.usable() {
 		return nil
 	}
+	began := d.h.begin()
 	qctx, cancel := context.WithTimeout(ctx, pgTimeout)
 	defer cancel()
 	_, err := d.pool.Exec(qctx, `DELETE FROM vpay_pgstore_webhooks WHERE namespace = $1 AND key = $2 AND owner = $3 AND NOT done`,
 		d.ns, key, owner)
-	if d.h.result(ctx, err) || err == nil {
+	if d.h.result(ctx, began, err) || err == nil {
 		return nil
 	}
 	return fmt.Errorf("pgstore: deduper: release: %w", err)

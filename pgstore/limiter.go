@@ -69,12 +69,13 @@ func (l *Limiter) Reserve(ctx context.Context, maxWait time.Duration) (vpay.Wait
 	// One second's worth, rounded up, as the default limiter's bucket.
 	burst := max(1, int(math.Ceil(float64(l.plan.PerMinute)/60)))
 	share, _ := vpay.LowPriorityShare(ctx) // 0 for a normal call
+	began := l.h.begin()
 	qctx, cancel := context.WithTimeout(ctx, pgTimeout)
 	defer cancel()
 	var wait, until int64
 	err := l.pool.QueryRow(qctx, `SELECT wait, until_ms FROM vpay_pgstore_reserve($1, $2, $3, $4, $5, $6)`,
 		l.ns, now.UnixMilli(), maxWait.Milliseconds(), interval, burst, share).Scan(&wait, &until)
-	if l.h.result(ctx, err) {
+	if l.h.result(ctx, began, err) {
 		return l.local.Reserve(ctx, maxWait)
 	}
 	if err != nil {
@@ -123,11 +124,12 @@ func (l *Limiter) Observe(ctx context.Context, rl vpay.RateLimit, throttled bool
 	if l.h.usable() {
 		// Called for an answer without headers too: the function counts
 		// every answer against the requests in flight.
+		began := l.h.begin()
 		qctx, cancel := context.WithTimeout(ctx, pgTimeout)
 		_, err := l.pool.Exec(qctx, `SELECT vpay_pgstore_observe($1, $2, $3, $4, $5, $6)`,
 			l.ns, l.now().UnixMilli(), rl.Limit, rl.Remaining, rl.Reset.UnixMilli(), throttled)
 		cancel()
-		l.h.result(ctx, err)
+		l.h.result(ctx, began, err)
 	}
 	// After the row is written: a waiter woken before would read the old
 	// state and wait again.
@@ -148,10 +150,11 @@ func (l *Limiter) Unanswered(ctx context.Context) {
 	if !l.h.usable() {
 		return
 	}
+	began := l.h.begin()
 	qctx, cancel := context.WithTimeout(ctx, pgTimeout)
 	defer cancel()
 	_, err := l.pool.Exec(qctx, `SELECT vpay_pgstore_unanswered($1)`, l.ns)
-	l.h.result(ctx, err)
+	l.h.result(ctx, began, err)
 }
 
 // limiterFunctions is the default limiter's algorithm (package vpay,

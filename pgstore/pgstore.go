@@ -86,7 +86,14 @@ type health struct {
 	mu        sync.Mutex
 	downUntil time.Time
 	down      atomic.Bool
+	// outages counts the outages seen, so that a call that began before
+	// the latest one and succeeds (its connection answered just before the
+	// crash) does not announce a return that has not happened.
+	outages atomic.Uint64
 }
+
+// begin is taken before a statement and given to result.
+func (h *health) begin() uint64 { return h.outages.Load() }
 
 func newHealth(what string, o options) *health {
 	return &health{what: what, log: o.logger, retryDown: o.retryDown}
@@ -102,14 +109,15 @@ func (h *health) usable() bool {
 	return time.Now().After(h.downUntil)
 }
 
-// result records the outcome of a statement run for a caller whose
-// context is ctx, and reports whether the caller must fall back. Errors
+// result records the outcome of a statement begun at began, run for a
+// caller whose context is ctx, and reports whether the caller must fall
+// back. Errors
 // that are answers (a missing table, a permission) are not outages, and
 // neither is the end of the caller's own ctx: that caller has stopped
 // waiting, and PostgreSQL may be fine.
-func (h *health) result(ctx context.Context, err error) (fallback bool) {
+func (h *health) result(ctx context.Context, began uint64, err error) (fallback bool) {
 	if err == nil {
-		if h.down.CompareAndSwap(true, false) {
+		if h.outages.Load() == began && h.down.CompareAndSwap(true, false) {
 			h.log.Info("vpay pgstore: PostgreSQL is back; sharing again", slog.String("store", h.what))
 		}
 		return false
@@ -120,6 +128,7 @@ func (h *health) result(ctx context.Context, err error) (fallback bool) {
 	h.mu.Lock()
 	h.downUntil = time.Now().Add(h.retryDown)
 	h.mu.Unlock()
+	h.outages.Add(1)
 	if h.down.CompareAndSwap(false, true) {
 		h.log.Warn("vpay pgstore: PostgreSQL unreachable; using the in-process fallback",
 			slog.String("store", h.what), slog.String("error", err.Error()))

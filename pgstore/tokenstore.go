@@ -51,8 +51,9 @@ func (s *TokenStore) Load(ctx context.Context) (*vpay.Token, error) {
 	if !s.h.usable() {
 		return s.local.Load(ctx)
 	}
+	began := s.h.begin()
 	tok, err := s.get(ctx)
-	if s.h.result(ctx, err) {
+	if s.h.result(ctx, began, err) {
 		return s.local.Load(ctx)
 	}
 	return tok, err
@@ -87,13 +88,15 @@ func (s *TokenStore) Refresh(ctx context.Context, stale *vpay.Token, fetch func(
 		if !s.h.usable() {
 			return s.local.Refresh(ctx, stale, fetch)
 		}
-		if cur, err := s.get(ctx); s.h.result(ctx, err) {
+		began := s.h.begin()
+		if cur, err := s.get(ctx); s.h.result(ctx, began, err) {
 			return s.local.Refresh(ctx, stale, fetch)
 		} else if err == nil && fresh(cur, stale) {
 			return cur, nil
 		}
+		began = s.h.begin()
 		won, err := s.lock(ctx, owner)
-		if s.h.result(ctx, err) {
+		if s.h.result(ctx, began, err) {
 			return s.local.Refresh(ctx, stale, fetch)
 		}
 		if err != nil {
@@ -153,6 +156,7 @@ func (s *TokenStore) fetchAndStore(ctx context.Context, stale *vpay.Token, owner
 	if !tok.Expiry.After(time.Now()) {
 		return tok, nil
 	}
+	began := s.h.begin()
 	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), pgTimeout)
 	defer cancel()
 	// The token and the lease's release in one statement: a waiter that
@@ -163,7 +167,7 @@ func (s *TokenStore) fetchAndStore(ctx context.Context, stale *vpay.Token, owner
 		WHERE namespace = $1`,
 		s.ns, tok.AccessToken, tok.RefreshToken, string(tok.Mode), tok.Expiry, tok.IssuedAt, owner)
 	stored = err == nil
-	s.h.result(ctx, err)
+	s.h.result(ctx, began, err)
 	// The token is good whether or not the database kept it; keep it
 	// locally too, for the moment the database is away.
 	_, _ = s.local.Refresh(ctx, stale, func(context.Context) (*vpay.Token, error) { return tok, nil })
@@ -177,11 +181,12 @@ func (s *TokenStore) Invalidate(ctx context.Context, tok *vpay.Token) error {
 	if tok == nil || !s.h.usable() {
 		return nil
 	}
+	began := s.h.begin()
 	qctx, cancel := context.WithTimeout(ctx, pgTimeout)
 	defer cancel()
 	_, err := s.pool.Exec(qctx, `UPDATE vpay_pgstore_tokens SET access = NULL, refresh = NULL, mode = NULL, expiry = NULL, issued = NULL
 		WHERE namespace = $1 AND access = $2`, s.ns, tok.AccessToken)
-	if s.h.result(ctx, err) || err == nil {
+	if s.h.result(ctx, began, err) || err == nil {
 		return nil
 	}
 	return fmt.Errorf("pgstore: token store: invalidate: %w", err)
