@@ -18,7 +18,9 @@ import (
 // the persistence each needs, and a rerun keeps the data.
 func TestMigrate(t *testing.T) {
 	dsn := postgres(t)
-	ctx := context.Background()
+	// A Migrate that hangs fails here, not at the suite's time-out.
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
 	admin := newPool(t, dsn, 2)
 	_, err := admin.Exec(ctx, `CREATE SCHEMA payments`)
 	require.NoError(t, err)

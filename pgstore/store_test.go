@@ -38,6 +38,8 @@ func TestStores(t *testing.T) {
 		"limiter: probes once per fleet":           testLimiterProbesAnAnnouncedWindowOncePerFleet,
 		"limiter: paces a cold fleet":              testLimiterPacesColdFleet,
 		"limiter: an answer wakes the waiters":     testLimiterAnswerWakesWaiters,
+		"limiter: holds only the ended window's":   testLimiterHoldsOnlyTheEndedWindowsRequests,
+		"token: the lease winner reads first":      testTokenStoreLeaseWinnerReadsFirst,
 		"deduper: shared":                          testDeduperShared,
 		"deduper: a crashed replica's lease":       testDeduperLeaseOfACrashedReplicaExpires,
 		"deduper: expired rows are cleaned up":     testDeduperCleansExpiredRows,
@@ -148,6 +150,29 @@ func testTokenStoreDeadLockHolder(t *testing.T, pool *pgxpool.Pool) {
 	assert.GreaterOrEqual(t, time.Since(start), 50*time.Millisecond, "it waited for the lease to lapse")
 }
 
+// A replica that wins the lease just after another stored its token (the
+// other looked, fetched, stored and released between this one's look and
+// its lease) uses that token: no second /auth/.
+func testTokenStoreLeaseWinnerReadsFirst(t *testing.T, pool *pgxpool.Pool) {
+	opt := ns(t)
+	a, b := NewTokenStore(pool, opt), NewTokenStore(pool, opt)
+	ctx := context.Background()
+	_, err := a.Refresh(ctx, nil, func(context.Context) (*vpay.Token, error) { return newToken("a", time.Minute), nil })
+	require.NoError(t, err)
+	won, err := b.lock(ctx, "b")
+	require.NoError(t, err)
+	require.True(t, won)
+	tok, err := b.fetchAndStore(ctx, nil, "b", func(context.Context) (*vpay.Token, error) {
+		t.Error("fetched although a valid token was stored")
+		return newToken("b", time.Minute), nil
+	})
+	require.NoError(t, err)
+	assert.Equal(t, "a", tok.AccessToken)
+	won, err = a.lock(ctx, "c")
+	require.NoError(t, err)
+	assert.True(t, won, "and it gave the lease back")
+}
+
 func testTokenStoreFailedFetchFreesLease(t *testing.T, pool *pgxpool.Pool) {
 	opt := ns(t)
 	s := NewTokenStore(pool, opt) // a 30 s lease
@@ -198,6 +223,15 @@ func testLimiterShared(t *testing.T, pool *pgxpool.Pool) {
 	w, err = f.Reserve(ctx, time.Minute)
 	require.NoError(t, err)
 	assert.InDelta(t, 5, w.For.Seconds(), 1)
+
+	// A 429 is a spent window whatever its Remaining header says (a
+	// proxy's 429, the daily quota).
+	opt4 := ns(t)
+	g, h := NewLimiter(pool, plan, opt4), NewLimiter(pool, plan, opt4)
+	g.Observe(ctx, vpay.RateLimit{Limit: 100, Remaining: 50, Reset: time.Now().Add(5 * time.Second)}, true)
+	w, err = h.Reserve(ctx, time.Minute)
+	require.NoError(t, err)
+	assert.InDelta(t, 5, w.For.Seconds(), 1, "paused until the 429's Reset")
 }
 
 func testLimiterProbesAnAnnouncedWindowOncePerFleet(t *testing.T, pool *pgxpool.Pool) {
@@ -247,6 +281,31 @@ func testLimiterPacesColdFleet(t *testing.T, pool *pgxpool.Pool) {
 		}
 	}
 	assert.Equal(t, 10, granted, "the fleet shares one burst, not one each")
+}
+
+// Only the requests the ended window let through are held for in the
+// next: one let through while no window was known (paced, not counted in
+// any window) is not, though it is still in flight.
+func testLimiterHoldsOnlyTheEndedWindowsRequests(t *testing.T, pool *pgxpool.Pool) {
+	now := time.Date(2026, 5, 30, 18, 0, 0, 0, time.UTC)
+	l := NewLimiter(pool, vpay.Plan{PerMinute: 180}, ns(t))
+	l.now = func() time.Time { return now }
+	ctx := context.Background()
+	for range 3 { // the cold burst; one answer comes, two are in flight
+		w, err := l.Reserve(ctx, time.Minute)
+		require.NoError(t, err)
+		require.Zero(t, w.For)
+	}
+	l.Observe(ctx, vpay.RateLimit{Limit: 4, Remaining: 3, Reset: now.Add(10 * time.Second)}, false)
+	now = now.Add(10 * time.Second)
+	for i := range 4 {
+		w, err := l.Reserve(ctx, time.Minute)
+		require.NoError(t, err)
+		assert.Zero(t, w.For, "request %d of the new window's 4", i+1)
+	}
+	w, err := l.Reserve(ctx, time.Minute)
+	require.NoError(t, err)
+	assert.Greater(t, w.For, time.Duration(0), "the window is spent")
 }
 
 func testLimiterAnswerWakesWaiters(t *testing.T, pool *pgxpool.Pool) {
@@ -326,6 +385,8 @@ func testDeduperShared(t *testing.T, pool *pgxpool.Pool) {
 	other := NewDeduper(pool, time.Hour, ns(t))
 	st, _ = other.Claim(ctx, key, "c", time.Minute)
 	assert.Equal(t, webhook.Claimed, st, "another namespace (API key) has its own events")
+	st, _ = other.Claim(ctx, key, "d", time.Minute)
+	assert.Equal(t, webhook.InProgress, st, "in progress there, though done in the first namespace")
 }
 
 func testDeduperLeaseOfACrashedReplicaExpires(t *testing.T, pool *pgxpool.Pool) {
@@ -344,6 +405,18 @@ func testDeduperLeaseOfACrashedReplicaExpires(t *testing.T, pool *pgxpool.Pool) 
 		return err == nil && st == webhook.Claimed
 	}, 5*time.Second, 5*time.Millisecond)
 	assert.ErrorIs(t, a.Extend(ctx, "VP2:successful", "a", time.Minute), webhook.ErrLeaseLost, "the crashed replica's lease is gone")
+
+	// A lease that lapsed is lost even before anyone takes the event over.
+	st, err = a.Claim(ctx, "VP3:successful", "a", 20*time.Millisecond)
+	require.NoError(t, err)
+	require.Equal(t, webhook.Claimed, st)
+	require.Eventually(t, func() bool {
+		var lapsed bool
+		err := pool.QueryRow(ctx, `SELECT expires_at <= clock_timestamp() FROM vpay_pgstore_webhooks
+			WHERE namespace = $1 AND key = 'VP3:successful'`, a.ns).Scan(&lapsed)
+		return err == nil && lapsed
+	}, 5*time.Second, 5*time.Millisecond)
+	assert.ErrorIs(t, a.Extend(ctx, "VP3:successful", "a", time.Minute), webhook.ErrLeaseLost, "a lapsed lease is not renewed")
 	require.NoError(t, a.Release(ctx, "VP2:successful", "a"))
 	st, _ = a.Claim(ctx, "VP2:successful", "a", time.Minute)
 	assert.Equal(t, webhook.InProgress, st, "its late Release does not free the new owner's claim")
