@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"sort"
 	"strconv"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -23,34 +24,67 @@ import (
 type pgServer struct {
 	t    testing.TB
 	asPG func(name string, args ...string) *exec.Cmd
+	dir  string
 	data string
 	opts string
 	log  string
 	DSN  string
 }
 
-// postgres is the database a test runs on: VPAY_TEST_POSTGRES_DSN when set
-// (a fresh database on that server), otherwise a cluster of the test's
-// own. Without PostgreSQL the test is skipped, except under CI=true, where
-// it fails: CI installs it.
+// postgres is the database a test runs on, a fresh one of its own: on the
+// server of VPAY_TEST_POSTGRES_DSN when set, otherwise on a cluster the
+// package's tests share (TestMain stops it). A test that stops its server
+// uses startPostgres instead. Without PostgreSQL the test is skipped,
+// except under CI=true, where it fails: CI installs it.
 func postgres(t testing.TB) string {
 	t.Helper()
 	if dsn := os.Getenv("VPAY_TEST_POSTGRES_DSN"); dsn != "" {
 		return freshDatabase(t, dsn)
 	}
-	return startPostgres(t).DSN
+	sharedPG.mu.Lock()
+	defer sharedPG.mu.Unlock()
+	if sharedPG.srv == nil {
+		sharedPG.srv = newPostgres(t)
+	}
+	return freshDatabase(t, sharedPG.srv.DSN)
+}
+
+// sharedPG is the cluster postgres hands databases out of.
+var sharedPG struct {
+	mu  sync.Mutex
+	srv *pgServer
+}
+
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if sharedPG.srv != nil {
+		sharedPG.srv.Stop()
+		_ = os.RemoveAll(sharedPG.srv.dir)
+	}
+	os.Exit(code)
 }
 
 // startPostgres starts a cluster of the test's own on a free loopback
 // port, stopped when the test ends.
 func startPostgres(t testing.TB) *pgServer {
 	t.Helper()
+	s := newPostgres(t)
+	t.Cleanup(func() {
+		s.Stop()
+		_ = os.RemoveAll(s.dir)
+	})
+	return s
+}
+
+// newPostgres starts a cluster on a free loopback port; the caller stops
+// it and removes its directory.
+func newPostgres(t testing.TB) *pgServer {
+	t.Helper()
 	bin := pgBin(t)
 	dir, err := os.MkdirTemp("", "vpay-pg-")
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { _ = os.RemoveAll(dir) })
 	asPG := func(name string, args ...string) *exec.Cmd {
 		path := filepath.Join(bin, name)
 		if os.Geteuid() == 0 {
@@ -63,7 +97,7 @@ func startPostgres(t testing.TB) *pgServer {
 			t.Fatalf("chown: %v: %s", err, out)
 		}
 	}
-	s := &pgServer{t: t, asPG: asPG, data: filepath.Join(dir, "data"), log: filepath.Join(dir, "log")}
+	s := &pgServer{t: t, asPG: asPG, dir: dir, data: filepath.Join(dir, "data"), log: filepath.Join(dir, "log")}
 	if out, err := asPG("initdb", "-D", s.data, "-U", "postgres", "--auth=trust", "-E", "UTF8", "--no-sync").CombinedOutput(); err != nil {
 		t.Fatalf("initdb: %v: %s", err, out)
 	}
@@ -71,7 +105,6 @@ func startPostgres(t testing.TB) *pgServer {
 	s.opts = fmt.Sprintf("-p %d -k %s -c listen_addresses=127.0.0.1 -c fsync=off -c max_connections=200", port, dir)
 	s.DSN = fmt.Sprintf("postgres://postgres@127.0.0.1:%d/postgres?sslmode=disable", port)
 	s.Start()
-	t.Cleanup(s.Stop)
 	return s
 }
 

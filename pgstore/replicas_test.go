@@ -116,6 +116,9 @@ func runFleet(t *testing.T, clients []*vpay.Client, workers int, d time.Duration
 // mid-window, when no request is sent, so that no request leaves in a
 // token's last milliseconds and arrives after it.
 func TestReplicasShareTokenAndQuota(t *testing.T) {
+	if testing.Short() {
+		t.Skip("a 10-second fleet run; -short skips it")
+	}
 	dsn := postgres(t)
 	const (
 		replicas = 8
@@ -162,6 +165,9 @@ func TestReplicasShareTokenAndQuota(t *testing.T) {
 // through the run and restarts it at two thirds: every replica falls back,
 // then shares again; no payment is lost and no goroutine is left behind.
 func TestReplicasSurvivePostgresRestart(t *testing.T) {
+	if testing.Short() {
+		t.Skip("a 5-second fleet run; -short skips it")
+	}
 	pg := startPostgres(t)
 	const replicas, workers = 8, 2
 	s := vpaytest.NewServer(vpaytest.WithTokenLifetime(time.Second), vpaytest.WithPlan(vpay.Plan{PerMinute: 60}),
