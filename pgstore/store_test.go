@@ -321,11 +321,13 @@ func testLimiterAnswerWakesWaiters(t *testing.T, pool *pgxpool.Pool) {
 	require.NoError(t, err)
 	require.Greater(t, wb.For, 30*time.Second)
 
-	// A 429 frees nothing: nobody is woken.
+	// A 429, or an answer that says the window is spent, frees nothing:
+	// nobody is woken.
 	a.Observe(ctx, vpay.RateLimit{Limit: 10, Reset: time.Now().Add(40 * time.Second)}, true)
+	a.Observe(ctx, vpay.RateLimit{Limit: 10, Remaining: 0, Reset: time.Now().Add(40 * time.Second)}, false)
 	select {
 	case <-wa.Wake:
-		t.Fatal("a 429 woke the waiters")
+		t.Fatal("an answer that frees nothing woke the waiters")
 	default:
 	}
 	// The server says the window has room after all (another key's reset,

@@ -135,11 +135,9 @@ func (s *TokenStore) lock(ctx context.Context, owner string) (bool, error) {
 }
 
 func (s *TokenStore) fetchAndStore(ctx context.Context, stale *vpay.Token, owner string, fetch func(context.Context) (*vpay.Token, error)) (tok *vpay.Token, err error) {
-	stored := false
+	// The lease is given back however this ends; after a stored token the
+	// statement finds it given back already, and changes nothing.
 	defer func() {
-		if stored {
-			return // the store released the lease
-		}
 		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), pgTimeout)
 		defer cancel()
 		_, _ = s.pool.Exec(rctx, `UPDATE vpay_pgstore_tokens SET lock_owner = NULL, lock_until = NULL
@@ -166,7 +164,6 @@ func (s *TokenStore) fetchAndStore(ctx context.Context, stale *vpay.Token, owner
 			lock_until = CASE WHEN lock_owner = $7 THEN NULL ELSE lock_until END
 		WHERE namespace = $1`,
 		s.ns, tok.AccessToken, tok.RefreshToken, string(tok.Mode), tok.Expiry, tok.IssuedAt, owner)
-	stored = err == nil
 	s.h.result(ctx, began, err)
 	// The token is good whether or not the database kept it; keep it
 	// locally too, for the moment the database is away.

@@ -1,0 +1,98 @@
+package pgstore
+
+import (
+	"context"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/vonsung/vpay-go"
+	"github.com/vonsung/vpay-go/webhook"
+)
+
+// The constructors' defaults: a Deduper without a TTL remembers an event
+// for webhook.DefaultDedupeTTL, a Limiter without a plan paces at
+// Starter's.
+func TestConstructorDefaults(t *testing.T) {
+	pool := migrated(t)
+	ctx := context.Background()
+	d := NewDeduper(pool, 0, ns(t))
+	require.NoError(t, d.Complete(ctx, "VP1:successful", "a"))
+	var left time.Duration
+	require.NoError(t, pool.QueryRow(ctx, `SELECT extract(epoch FROM expires_at - clock_timestamp()) * interval '1 second'
+		FROM vpay_pgstore_webhooks WHERE namespace = $1`, d.ns).Scan(&left))
+	assert.InDelta(t, webhook.DefaultDedupeTTL.Seconds(), left.Seconds(), 60)
+
+	l := NewLimiter(pool, vpay.Plan{}, ns(t))
+	w, err := l.Reserve(ctx, time.Minute)
+	require.NoError(t, err)
+	assert.Zero(t, w.For, "Starter's burst: one request")
+	w, err = l.Reserve(ctx, time.Minute)
+	require.NoError(t, err)
+	assert.InDelta(t, 3, w.For.Seconds(), 0.1, "then one every 3 s")
+}
+
+// countingTracer counts the statements a pool runs.
+type countingTracer struct{ n atomic.Int64 }
+
+func (c *countingTracer) TraceQueryStart(ctx context.Context, _ *pgx.Conn, _ pgx.TraceQueryStartData) context.Context {
+	c.n.Add(1)
+	return ctx
+}
+
+func (c *countingTracer) TraceQueryEnd(context.Context, *pgx.Conn, pgx.TraceQueryEndData) {}
+
+// A replica waiting for another's token reads the row every poll (25 ms),
+// not in a busy loop that would load the database for everyone.
+func TestTokenWaitPollsTheDatabaseGently(t *testing.T) {
+	dsn := postgres(t)
+	require.NoError(t, Migrate(context.Background(), newPool(t, dsn, 0)))
+	cfg, err := pgxpool.ParseConfig(dsn)
+	require.NoError(t, err)
+	tracer := &countingTracer{}
+	cfg.ConnConfig.Tracer = tracer
+	pool, err := pgxpool.NewWithConfig(context.Background(), cfg)
+	require.NoError(t, err)
+	t.Cleanup(pool.Close)
+	opt := ns(t)
+	ctx := context.Background()
+	dead := NewTokenStore(pool, opt, WithLockTTL(300*time.Millisecond))
+	won, err := dead.lock(ctx, "dead-replica")
+	require.NoError(t, err)
+	require.True(t, won)
+	before := tracer.n.Load()
+	start := time.Now()
+	_, err = NewTokenStore(pool, opt).Refresh(ctx, nil, func(context.Context) (*vpay.Token, error) { return newToken("t", time.Minute), nil })
+	require.NoError(t, err)
+	waited, queries := time.Since(start), tracer.n.Load()-before
+	t.Logf("waited %s for the lease: %d statements", waited, queries)
+	// Two statements a poll, and the fetch's own few.
+	assert.LessOrEqual(t, queries, 2*int64(waited/(25*time.Millisecond))+10)
+}
+
+// A valid token is read while another replica holds the lease: a replica
+// refreshing ahead of expiry must not make the others wait for it.
+func TestTokenReadWhileAnotherHoldsTheLease(t *testing.T) {
+	pool := migrated(t)
+	opt := ns(t)
+	ctx := context.Background()
+	a, b := NewTokenStore(pool, opt), NewTokenStore(pool, opt)
+	_, err := a.Refresh(ctx, nil, func(context.Context) (*vpay.Token, error) { return newToken("a", time.Minute), nil })
+	require.NoError(t, err)
+	won, err := a.lock(ctx, "refreshing-ahead")
+	require.NoError(t, err)
+	require.True(t, won)
+	rctx, cancel := context.WithTimeout(ctx, 5*time.Second) // the lease lasts 30 s
+	defer cancel()
+	tok, err := b.Refresh(rctx, nil, func(context.Context) (*vpay.Token, error) {
+		t.Error("fetched although a valid token was stored")
+		return nil, vpay.ErrInvalidKey
+	})
+	require.NoError(t, err)
+	assert.Equal(t, "a", tok.AccessToken)
+}
