@@ -2,6 +2,7 @@ package pgstore
 
 import (
 	"context"
+	"errors"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -50,15 +51,8 @@ func (c *countingTracer) TraceQueryEnd(context.Context, *pgx.Conn, pgx.TraceQuer
 // A replica waiting for another's token reads the row every poll (25 ms),
 // not in a busy loop that would load the database for everyone.
 func TestTokenWaitPollsTheDatabaseGently(t *testing.T) {
-	dsn := postgres(t)
-	require.NoError(t, Migrate(context.Background(), newPool(t, dsn, 0)))
-	cfg, err := pgxpool.ParseConfig(dsn)
-	require.NoError(t, err)
-	tracer := &countingTracer{}
-	cfg.ConnConfig.Tracer = tracer
-	pool, err := pgxpool.NewWithConfig(context.Background(), cfg)
-	require.NoError(t, err)
-	t.Cleanup(pool.Close)
+	pool, tracer := tracedPool(t, postgres(t), 0)
+	require.NoError(t, Migrate(context.Background(), pool))
 	opt := ns(t)
 	ctx := context.Background()
 	dead := NewTokenStore(pool, opt, WithLockTTL(300*time.Millisecond))
@@ -95,4 +89,57 @@ func TestTokenReadWhileAnotherHoldsTheLease(t *testing.T) {
 	})
 	require.NoError(t, err)
 	assert.Equal(t, "a", tok.AccessToken)
+}
+
+// A replica waiting for another's token holds no connection meanwhile:
+// on a pool of one, the pool stays usable while it waits.
+func TestTokenWaitHoldsNoConnection(t *testing.T) {
+	pool, tracer := tracedPool(t, postgres(t), 1)
+	require.NoError(t, Migrate(context.Background(), pool))
+	opt := ns(t)
+	ctx := context.Background()
+	holder := NewTokenStore(pool, opt)
+	won, err := holder.lock(ctx, "fetching-elsewhere")
+	require.NoError(t, err)
+	require.True(t, won)
+	before := tracer.n.Load()
+	done := make(chan error, 1)
+	go func() {
+		s := NewTokenStore(pool, opt)
+		_, err := s.Refresh(ctx, nil, func(context.Context) (*vpay.Token, error) {
+			return nil, errors.New("the lease is held: this replica must not fetch")
+		})
+		done <- err
+	}()
+	require.Eventually(t, func() bool { return tracer.n.Load()-before >= 6 }, 10*time.Second, time.Millisecond,
+		"the waiter polls the row (three rounds of two statements) on the pool's one connection")
+	actx, cancel := context.WithTimeout(ctx, time.Second)
+	c, err := pool.Acquire(actx)
+	cancel()
+	require.NoError(t, err, "the waiting refresh holds the pool's only connection")
+	c.Release()
+	_, err = pool.Exec(ctx, `UPDATE vpay_pgstore_tokens SET access = 'other', refresh = 'r', mode = 'sandbox',
+		expiry = now() + interval '1 minute', issued = now(), lock_owner = NULL, lock_until = NULL WHERE namespace = $1`, holder.ns)
+	require.NoError(t, err)
+	select {
+	case err := <-done:
+		require.NoError(t, err, "the waiter read the other's token")
+	case <-time.After(10 * time.Second):
+		t.Fatal("the waiting refresh never read the stored token")
+	}
+}
+
+// tracedPool is a pool on dsn whose statements tracer counts.
+func tracedPool(t *testing.T, dsn string, maxConns int32) (*pgxpool.Pool, *countingTracer) {
+	cfg, err := pgxpool.ParseConfig(dsn)
+	require.NoError(t, err)
+	tracer := &countingTracer{}
+	cfg.ConnConfig.Tracer = tracer
+	if maxConns > 0 {
+		cfg.MaxConns = maxConns
+	}
+	pool, err := pgxpool.NewWithConfig(context.Background(), cfg)
+	require.NoError(t, err)
+	t.Cleanup(pool.Close)
+	return pool, tracer
 }
