@@ -30,8 +30,10 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/vonsung/vpay-go"
+	"github.com/vonsung/vpay-go/pgstore"
 	"github.com/vonsung/vpay-go/tracker"
 	"github.com/vonsung/vpay-go/vpaytest"
+	"github.com/vonsung/vpay-go/webhook"
 )
 
 // schema holds the example's tables, the tracker's and River's.
@@ -66,6 +68,11 @@ func run(ctx context.Context) error {
 	if err := tracker.Migrate(ctx, pool); err != nil {
 		return err
 	}
+	// The shop's replicas share one token, one rate budget and one webhook
+	// de-duplication through the same database (pgstore): no Redis to run.
+	if err := pgstore.Migrate(ctx, pool); err != nil {
+		return err
+	}
 	if _, err := pool.Exec(ctx, `CREATE TABLE IF NOT EXISTS shop_orders (id text PRIMARY KEY, status text NOT NULL, updated_at timestamptz NOT NULL DEFAULT now())`); err != nil {
 		return err
 	}
@@ -74,9 +81,13 @@ func run(ctx context.Context) error {
 	defer emulator.Close()
 	emulator.LoseWebhooks(0.5) // a bad day: half the callbacks never arrive
 
+	ns := pgstore.WithNamespace("shop")
 	t, err := tracker.New(tracker.Config{
-		Client: emulator.Client(),
-		Pool:   pool,
+		Client: emulator.Client(
+			vpay.WithTokenStore(pgstore.NewTokenStore(pool, ns)),
+			vpay.WithLimiter(pgstore.NewLimiter(pool, vpay.Plan{PerMinute: vpaytest.DefaultPerMinute}, ns)),
+		),
+		Pool: pool,
 		// The shop's write, in the tracker's transaction: exactly once.
 		OnUpdate: func(ctx context.Context, tx pgx.Tx, u tracker.Update) error {
 			fmt.Printf("  order %s: %s (from the %s)\n", u.Reference, u.Status, u.Source)
@@ -100,7 +111,7 @@ func run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	srv := &http.Server{Handler: t.Handler(emulator.WebhookSecret), ReadHeaderTimeout: 5 * time.Second}
+	srv := &http.Server{Handler: t.Handler(emulator.WebhookSecret, webhook.WithDeduper(pgstore.NewDeduper(pool, 24*time.Hour, ns))), ReadHeaderTimeout: 5 * time.Second}
 	go func() { _ = srv.Serve(ln) }()
 	defer srv.Close()
 	callback := "http://" + ln.Addr().String() + "/webhooks/vpay"
