@@ -91,6 +91,14 @@ func (s *summary) read(r io.Reader, w io.Writer) error {
 			} else {
 				s.pkgFailed = true
 				fmt.Fprintf(w, "FAIL %s\n", e.Package)
+				// A panic or a time-out ends the package while a test is
+				// still running: that test never gets its own "fail", and
+				// its output is the one that says what happened.
+				for _, t := range s.unfinished(e.Package) {
+					s.failed++
+					s.failures = append(s.failures, fmt.Sprintf("--- FAIL (did not finish): %s %s\n%s", e.Package, t, s.out[key{e.Package, t}].String()))
+					delete(s.out, key{e.Package, t})
+				}
 				if b := s.out[k]; b != nil {
 					s.failures = append(s.failures, fmt.Sprintf("--- FAIL: package %s\n%s", e.Package, b.String()))
 				}
@@ -99,6 +107,19 @@ func (s *summary) read(r io.Reader, w io.Writer) error {
 		}
 	}
 	return sc.Err()
+}
+
+// unfinished returns the tests of pkg that have output but no result yet,
+// in name order.
+func (s *summary) unfinished(pkg string) []string {
+	var names []string
+	for k := range s.out {
+		if k.pkg == pkg && k.test != "" {
+			names = append(names, k.test)
+		}
+	}
+	sort.Strings(names)
+	return names
 }
 
 func (s *summary) report(w io.Writer) {
