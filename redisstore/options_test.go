@@ -40,3 +40,15 @@ func TestInvalidOptionsAreRefused(t *testing.T) {
 	}
 	assert.NotPanics(t, func() { NewLimiter(rdb, vpay.PlanGrowth, WithNamespace("merchant-1"), WithLockTTL(time.Second)) })
 }
+
+// TestInvalidOptionsAreAllNamed: every invalid option is named, once, in
+// the order written.
+func TestInvalidOptionsAreAllNamed(t *testing.T) {
+	rdb := redis.NewClient(&redis.Options{Addr: "127.0.0.1:1"})
+	t.Cleanup(func() { _ = rdb.Close() })
+	assert.PanicsWithValue(t,
+		`redisstore: NewTokenStore: invalid option: WithNamespace(""): a namespace must not be empty; WithLockTTL(-1s): the TTL must be positive`,
+		func() { NewTokenStore(rdb, WithNamespace(""), WithLockTTL(-time.Second)) })
+	assert.PanicsWithValue(t, "redisstore: NewDeduper: invalid option: WithLogger(nil)",
+		func() { NewDeduper(rdb, time.Hour, WithLogger(nil)) })
+}

@@ -360,3 +360,177 @@ func TestLimiterConformance(t *testing.T) {
 		return l
 	})
 }
+
+// TestDeduperTTLDefaultsOnlyWhenNotPositive: "done" lives for the TTL
+// given, and for webhook.DefaultDedupeTTL when none is (0 must not mean
+// "remember for ever", nor a TTL given be replaced by the default).
+func TestDeduperTTLDefaultsOnlyWhenNotPositive(t *testing.T) {
+	r := useRedis(t)
+	ctx := context.Background()
+	for _, tc := range []struct {
+		ttl      time.Duration
+		min, max time.Duration
+	}{
+		{0, webhook.DefaultDedupeTTL - time.Hour, webhook.DefaultDedupeTTL},
+		{-time.Second, webhook.DefaultDedupeTTL - time.Hour, webhook.DefaultDedupeTTL},
+		{time.Hour, 59 * time.Minute, time.Hour},
+	} {
+		t.Run(tc.ttl.String(), func(t *testing.T) {
+			d := NewDeduper(r.Client(), tc.ttl, ns(t))
+			st, err := d.Claim(ctx, "VP3:successful", "a", time.Minute)
+			require.NoError(t, err)
+			require.Equal(t, webhook.Claimed, st)
+			require.NoError(t, d.Complete(ctx, "VP3:successful", "a"))
+			pttl, err := r.Client().PTTL(ctx, d.key("VP3:successful")).Result()
+			require.NoError(t, err)
+			assert.Greater(t, pttl, tc.min)
+			assert.LessOrEqual(t, pttl, tc.max)
+		})
+	}
+}
+
+// TestTokenStoreLockLapsesByDefault: without WithLockTTL the refresh lock
+// still expires (30 s), so a replica that dies while fetching does not
+// block every other replica's refresh for ever.
+func TestTokenStoreLockLapsesByDefault(t *testing.T) {
+	r := useRedis(t)
+	s := NewTokenStore(r.Client(), ns(t))
+	var pttl time.Duration
+	_, err := s.Refresh(context.Background(), nil, func(ctx context.Context) (*vpay.Token, error) {
+		var err error
+		pttl, err = s.rdb.PTTL(ctx, s.lock).Result() // while this replica holds the lock
+		if err != nil {
+			return nil, err
+		}
+		return newToken("t", time.Minute), nil
+	})
+	require.NoError(t, err)
+	assert.Greater(t, pttl, 20*time.Second)
+	assert.LessOrEqual(t, pttl, 30*time.Second)
+}
+
+// lockTries calls seen for each SET of key (a try for the refresh lock)
+// before it reaches Redis.
+type lockTries struct {
+	key  string
+	seen func()
+}
+
+func (h lockTries) DialHook(next redis.DialHook) redis.DialHook { return next }
+func (h lockTries) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
+	return next
+}
+func (h lockTries) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
+	return func(ctx context.Context, cmd redis.Cmder) error {
+		if a := cmd.Args(); cmd.Name() == "set" && len(a) > 1 && a[1] == h.key {
+			h.seen()
+		}
+		return next(ctx, cmd)
+	}
+}
+
+// TestTokenStoreWaiterDoesNotSpin: a replica waiting for another's refresh
+// asks Redis again every 25 ms, not in a busy loop that would load Redis
+// with every waiting goroutine of the fleet. Load only lengthens the gaps,
+// so the lower bound cannot flake.
+func TestTokenStoreWaiterDoesNotSpin(t *testing.T) {
+	r := useRedis(t)
+	opt := ns(t)
+	rdb := r.Client()
+	s := NewTokenStore(rdb, opt)
+	require.NoError(t, s.rdb.Set(context.Background(), s.lock, "other-replica", time.Minute).Err())
+	tries := make(chan time.Time, 100)
+	rdb.AddHook(lockTries{key: s.lock, seen: func() {
+		select {
+		case tries <- time.Now():
+		default:
+		}
+	}})
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() {
+		_, err := s.Refresh(ctx, nil, func(context.Context) (*vpay.Token, error) { return nil, assert.AnError })
+		done <- err
+	}()
+	var at []time.Time
+	for range 5 {
+		at = append(at, testutil.Recv(t, tries, "a try for the lock"))
+	}
+	cancel()
+	assert.ErrorIs(t, testutil.Recv(t, done, "Refresh to give up"), context.Canceled)
+	for i := 1; i < len(at); i++ {
+		assert.GreaterOrEqual(t, at[i].Sub(at[i-1]), 20*time.Millisecond, "gap before try %d", i)
+	}
+}
+
+// TestTokenStoreTakesAnotherReplicasTokenWhileItHoldsTheLock: a replica
+// whose token went stale takes the fresh one another replica stored, even
+// while that replica still holds the lock, instead of waiting for the lock.
+func TestTokenStoreTakesAnotherReplicasTokenWhileItHoldsTheLock(t *testing.T) {
+	r := useRedis(t)
+	opt := ns(t)
+	a, b := NewTokenStore(r.Client(), opt), NewTokenStore(r.Client(), opt)
+	ctx := context.Background()
+	stale := newToken("stale", time.Minute)
+	_, err := a.Refresh(ctx, stale, func(context.Context) (*vpay.Token, error) { return newToken("fresh", time.Minute), nil })
+	require.NoError(t, err)
+	require.NoError(t, a.rdb.Set(ctx, a.lock, "other-replica", time.Minute).Err())
+
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	tok, err := b.Refresh(ctx, stale, func(context.Context) (*vpay.Token, error) {
+		t.Error("fetched although Redis held a fresh token")
+		return newToken("fetched", time.Minute), nil
+	})
+	require.NoError(t, err)
+	assert.Equal(t, "fresh", tok.AccessToken)
+}
+
+// TestTokenStoreLooksAgainOnceItHoldsTheLock: a token stored by another
+// replica between this one's look and its lock is used, not fetched again.
+func TestTokenStoreLooksAgainOnceItHoldsTheLock(t *testing.T) {
+	r := useRedis(t)
+	opt := ns(t)
+	rdb := r.Client()
+	a, b := NewTokenStore(r.Client(), opt), NewTokenStore(rdb, opt)
+	ctx := context.Background()
+	stale := newToken("stale", time.Minute)
+	var once sync.Once
+	rdb.AddHook(lockTries{key: b.lock, seen: func() {
+		once.Do(func() { // b looked and found none; a stores one before b's lock
+			_, err := a.Refresh(ctx, stale, func(context.Context) (*vpay.Token, error) { return newToken("from-a", time.Minute), nil })
+			assert.NoError(t, err)
+		})
+	}})
+	tok, err := b.Refresh(ctx, stale, func(context.Context) (*vpay.Token, error) {
+		t.Error("fetched although another replica had just stored a token")
+		return newToken("from-b", time.Minute), nil
+	})
+	require.NoError(t, err)
+	assert.Equal(t, "from-a", tok.AccessToken)
+}
+
+// TestLimiterWakesWaitersOnAnAnswerThatFreesTheWindow: a caller held for
+// a spent window is woken by an answer with requests remaining, and not by
+// one that shows the window still spent.
+func TestLimiterWakesWaitersOnAnAnswerThatFreesTheWindow(t *testing.T) {
+	r := useRedis(t)
+	l := NewLimiter(r.Client(), vpay.PlanGrowth, ns(t))
+	ctx := context.Background()
+	reset := time.Now().Add(30 * time.Second)
+	l.Answered(ctx, vpay.RateLimit{Limit: 120, Remaining: 0, Reset: reset}, false)
+	w, err := l.Reserve(ctx, time.Minute)
+	require.NoError(t, err)
+	require.Positive(t, w.For)
+	require.NotNil(t, w.Wake, "a held caller can be woken")
+
+	l.Answered(ctx, vpay.RateLimit{Limit: 120, Remaining: 0, Reset: reset}, false)
+	l.Answered(ctx, vpay.RateLimit{Limit: 120, Reset: reset}, true)
+	select {
+	case <-w.Wake:
+		t.Fatal("woken by an answer that shows the window spent")
+	default:
+	}
+	l.Answered(ctx, vpay.RateLimit{Limit: 120, Remaining: 5, Reset: reset.Add(time.Minute)}, false)
+	testutil.Wait(t, w.Wake, "the waiter to be woken") // closed before Answered returns
+}
