@@ -118,7 +118,16 @@ func useRedis(t *testing.T) sharedRedis {
 	return sharedRedis{t, startRedis(t).Addr}
 }
 
-func (r sharedRedis) Client() *redis.Client { return newClient(r.t, r.addr) }
+// Client is a client of the shared Redis for tests of sharing, not of
+// outages: its dial time-out is the store's own bound (500 ms per call),
+// not 200 ms, so that a loaded CI machine does not turn a slow dial into a
+// fallback and a second token fetch (TestTokenStoreOneFetchAcrossReplicas
+// failed that way at load average 20). Outage tests use their own Redis.
+func (r sharedRedis) Client() *redis.Client {
+	c := redis.NewClient(&redis.Options{Addr: r.addr, DialTimeout: 5 * time.Second, MaxRetries: -1})
+	r.t.Cleanup(func() { _ = c.Close() })
+	return c
+}
 
 var nsSeq int
 
