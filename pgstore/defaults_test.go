@@ -37,6 +37,17 @@ func TestConstructorDefaults(t *testing.T) {
 	w, err = l.Reserve(ctx, time.Minute)
 	require.NoError(t, err)
 	assert.InDelta(t, 3, w.For.Seconds(), 0.1, "then one every 3 s")
+
+	// After an outage every store skips PostgreSQL for a second (the
+	// package doc's promise): long enough not to wait on a dead database
+	// call after call, short enough to share again soon after it returns.
+	for name, h := range map[string]*health{
+		"token":   NewTokenStore(pool, ns(t)).h,
+		"limiter": l.h,
+		"webhook": d.h,
+	} {
+		assert.Equal(t, time.Second, h.retryDown, name)
+	}
 }
 
 // countingTracer counts the statements a pool runs.

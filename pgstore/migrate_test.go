@@ -2,6 +2,7 @@ package pgstore
 
 import (
 	"context"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -71,6 +72,26 @@ func TestMigrate(t *testing.T) {
 	_, err = admin.Exec(ctx, `SET search_path = pg_catalog; SELECT payments.vpay_pgstore_unanswered('x')`)
 	require.NoError(t, err, "a function called from another search_path still finds its table")
 
+	// Every function, not only the one called above, is pinned to the
+	// schema Migrate ran in (SET search_path FROM CURRENT).
+	var fns, unpinned []string
+	rows, err = admin.Query(ctx, `SELECT p.proname, coalesce(array_to_string(p.proconfig, ','), '')
+		FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
+		WHERE n.nspname = 'payments' AND p.proname LIKE 'vpay_pgstore_%' ORDER BY p.proname`)
+	require.NoError(t, err)
+	for rows.Next() {
+		var name, config string
+		require.NoError(t, rows.Scan(&name, &config))
+		fns = append(fns, name)
+		if !strings.Contains(config, `search_path=payments`) && !strings.Contains(config, `search_path="payments"`) {
+			unpinned = append(unpinned, name+" ("+config+")")
+		}
+	}
+	require.NoError(t, rows.Err())
+	assert.Contains(t, fns, "vpay_pgstore_observe")
+	assert.Contains(t, fns, "vpay_pgstore_reserve")
+	assert.Empty(t, unpinned, "functions without search_path = payments")
+
 	d := NewDeduper(pool, time.Hour, ns(t))
 	_, err = d.Claim(ctx, "VP1:successful", "a", time.Minute)
 	require.NoError(t, err)
@@ -115,4 +136,70 @@ func TestMigrateWaitsWithoutAConnection(t *testing.T) {
 	_, err = conn.Exec(ctx, `SELECT pg_advisory_unlock($1)`, migrateLock)
 	require.NoError(t, err)
 	require.NoError(t, Migrate(ctx, pool), "its turn once the other is done")
+}
+
+// A Migrate waiting for its turn polls the lock with pg_try_advisory_lock
+// and gives its connection back between tries: a blocking
+// pg_advisory_lock would hold a pool connection for as long as the other
+// process migrates, and on a pool of one stop every other store.
+func TestMigrateWaiterLeavesThePoolUsable(t *testing.T) {
+	pool, tracer := tracedPool(t, postgres(t), 1)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	other := newPool(t, pool.Config().ConnString(), 1)
+	conn, err := other.Acquire(ctx)
+	require.NoError(t, err)
+	defer conn.Release()
+	_, err = conn.Exec(ctx, `SELECT pg_advisory_lock($1)`, migrateLock) // another process migrating
+	require.NoError(t, err)
+
+	done := make(chan error, 1)
+	go func() { done <- Migrate(ctx, pool) }()
+	require.Eventually(t, func() bool { return tracer.n.Load() >= 1 }, 10*time.Second, time.Millisecond,
+		"Migrate never asked for the lock")
+	for i := range 3 {
+		qctx, qcancel := context.WithTimeout(ctx, 2*time.Second)
+		var one int
+		err := pool.QueryRow(qctx, `SELECT 1`).Scan(&one)
+		qcancel()
+		require.NoError(t, err, "query %d: the waiting Migrate holds the pool's only connection", i)
+	}
+	var waiting int
+	require.NoError(t, conn.QueryRow(ctx, `SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted`).Scan(&waiting))
+	assert.Zero(t, waiting, "no session blocks in the lock queue for pgstore's migration")
+	select {
+	case err := <-done:
+		t.Fatalf("Migrate returned %v while another process held the lock", err)
+	default:
+	}
+
+	_, err = conn.Exec(ctx, `SELECT pg_advisory_unlock($1)`, migrateLock)
+	require.NoError(t, err)
+	select {
+	case err := <-done:
+		require.NoError(t, err, "its turn once the other is done")
+	case <-ctx.Done():
+		t.Fatal("Migrate did not run once the lock was free")
+	}
+	assert.Zero(t, pool.Stat().AcquiredConns(), "Migrate gave its connection back")
+}
+
+// trackerMigrateLock is the tracker module's advisory-lock key ("vpay",
+// tracker/migrate.go): pgstore's must differ, so that one module's
+// migration never waits for the other's, as they share a database.
+const trackerMigrateLock = 0x76706179
+
+func TestMigrateIgnoresTheTrackersLock(t *testing.T) {
+	pool := newPool(t, postgres(t), 2)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	conn, err := pool.Acquire(ctx)
+	require.NoError(t, err)
+	defer conn.Release()
+	_, err = conn.Exec(ctx, `SELECT pg_advisory_lock($1)`, trackerMigrateLock) // the tracker migrating
+	require.NoError(t, err)
+	mctx, mcancel := context.WithTimeout(ctx, 5*time.Second)
+	defer mcancel()
+	require.NoError(t, Migrate(mctx, pool), "pgstore's Migrate waited for the tracker's lock")
+	assert.NotEqual(t, trackerMigrateLock, migrateLock)
 }
