@@ -52,14 +52,7 @@ func TestSpecRefusesWebhookBodiesItDoesNotDescribe(t *testing.T) {
 
 func TestSpecRefusesALinkAnswerWithoutLinkID(t *testing.T) {
 	spec := load(t, openapi.Spec)
-	body, err := os.ReadFile(filepath.Join("..", "..", "testdata", "payment_link_response.json"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	var m map[string]any
-	if err := json.Unmarshal(body, &m); err != nil {
-		t.Fatal(err)
-	}
+	m := readExample(t, "payment_link_response.json")
 	if !validResponse(spec, "/api/payment-links/", rateLimitHeaders(), m) {
 		t.Fatal("the documentation's link answer is refused: the case below proves nothing")
 	}
@@ -71,14 +64,7 @@ func TestSpecRefusesALinkAnswerWithoutLinkID(t *testing.T) {
 
 func TestSpecRequiresEveryRateLimitHeader(t *testing.T) {
 	spec := load(t, openapi.Spec)
-	body, err := os.ReadFile(filepath.Join("..", "..", "testdata", "pay_response_standard.json"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	var m map[string]any
-	if err := json.Unmarshal(body, &m); err != nil {
-		t.Fatal(err)
-	}
+	m := readExample(t, "pay_response_standard.json")
 	if !validResponse(spec, "/api/pay/", rateLimitHeaders(), m) {
 		t.Fatal("the documentation's pay answer is refused: the cases below prove nothing")
 	}
@@ -103,4 +89,18 @@ func validResponse(spec *contract, path string, h http.Header, m map[string]any)
 	resp := &http.Response{StatusCode: http.StatusOK, Header: h, Body: io.NopCloser(bytes.NewReader(body))}
 	ok, _ := spec.v.ValidateHttpResponse(req, resp)
 	return ok
+}
+
+// readExample is one of the documentation's answers in testdata/.
+func readExample(t *testing.T, file string) map[string]any {
+	t.Helper()
+	body, err := os.ReadFile(filepath.Join("..", "..", "testdata", file))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var m map[string]any
+	if err := json.Unmarshal(body, &m); err != nil {
+		t.Fatal(err)
+	}
+	return m
 }
