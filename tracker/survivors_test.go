@@ -226,6 +226,11 @@ func TestPayAnswerIsWrittenWhenTheCallerGivesUpRightAfter(t *testing.T) {
 	tr := s.process(func(c *tracker.Config) {
 		c.Client = s.emulator.Client(vpay.WithMaxRetries(0), vpay.WithHTTPClient(&http.Client{Transport: cancelOnClose{cancel}}))
 	})
+	t.Cleanup(func() { // bounded: an answer never written would keep Stop waiting
+		sctx, stop := context.WithTimeout(context.Background(), 5*time.Second)
+		defer stop()
+		_ = tr.Stop(sctx)
+	})
 	p, err := tr.Pay(ctx, &vpay.PayRequest{Amount: 1000, Phone: vpaytest.PhoneSuccess, Reference: "order-gone", CallbackURL: s.hookURL})
 	require.NoError(t, err)
 	require.Error(t, ctx.Err(), "the caller's ctx ended before the write")
