@@ -135,3 +135,30 @@ func TestTrackerCommands(t *testing.T) {
 	assert.Equal(t, tracker.SourceManual, u.Source)
 	assert.Empty(t, payments(t, env, "unresolved"))
 }
+
+// TestTrackerListingsShowManyByDefault: without --limit a listing shows
+// every one of a few payments, not just the first.
+func TestTrackerListingsShowManyByDefault(t *testing.T) {
+	ctx := context.Background()
+	dsn := trackertest.NewPostgres(t).DSN
+	env := []string{"DATABASE_URL=" + dsn}
+	r := vpayRun(t, env, "tracker", "migrate")
+	require.Equal(t, 0, r.code, r.stderr)
+	pool, err := pgxpool.New(ctx, dsn)
+	require.NoError(t, err)
+	t.Cleanup(pool.Close)
+	emulator := vpaytest.NewServer()
+	t.Cleanup(emulator.Close)
+	tr, err := tracker.New(tracker.Config{Client: emulator.Client(), Pool: pool,
+		OnUpdate: func(context.Context, pgx.Tx, tracker.Update) error { return nil }})
+	require.NoError(t, err)
+	h := tr.Handler(emulator.WebhookSecret)
+	for _, body := range []string{`{"transaction_id":"VPL1","status":"pending"}`, `{"transaction_id":"VPL2","status":"pending"}`} {
+		req := httptest.NewRequest(http.MethodPost, "/webhooks/vpay", strings.NewReader(body))
+		req.Header.Set(webhook.SignatureHeader, webhook.Sign([]byte(body), emulator.WebhookSecret))
+		w := httptest.NewRecorder()
+		h.ServeHTTP(w, req)
+		require.Equal(t, http.StatusOK, w.Code, body)
+	}
+	assert.Len(t, payments(t, env, "pending"), 2)
+}
