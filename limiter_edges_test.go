@@ -1,15 +1,12 @@
 package vpay
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"io"
-	"log/slog"
 	"net"
 	"net/http"
 	"strconv"
-	"sync"
 	"sync/atomic"
 	"syscall"
 	"testing"
@@ -17,6 +14,7 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+	"github.com/vonsung/vpay-go/internal/testutil"
 )
 
 // The default limiter's rules, one by one, on a fake clock: each test
@@ -205,8 +203,8 @@ func TestLowPriorityCallIsRefusedWhenTheLimiterSaysWait(t *testing.T) {
 
 func TestARateLimitWaitOfASecondIsLogged(t *testing.T) {
 	lim := &waitingLimiter{wait: time.Second}
-	var logs logBuffer
-	c, s, _ := setupClock(t, WithLimiter(lim), WithLogger(logs.logger()))
+	var logs testutil.LogBuffer
+	c, s, _ := setupClock(t, WithLimiter(lim), WithLogger(logs.Logger()))
 	s.mux.HandleFunc("/transaction/status/", func(w http.ResponseWriter, _ *http.Request) {
 		writeJSON(w, 200, `{"status":"pending","transaction_id":"VP1"}`)
 	})
@@ -216,8 +214,8 @@ func TestARateLimitWaitOfASecondIsLogged(t *testing.T) {
 }
 
 func TestA429WaitOfExactlyTheBudgetIsWaited(t *testing.T) {
-	var logs logBuffer
-	c, s, clk := setupClock(t, WithMaxWait(2*time.Second), WithLogger(logs.logger()))
+	var logs testutil.LogBuffer
+	c, s, clk := setupClock(t, WithMaxWait(2*time.Second), WithLogger(logs.Logger()))
 	calls := 0
 	s.mux.HandleFunc("/transaction/status/", func(w http.ResponseWriter, _ *http.Request) {
 		calls++
@@ -320,28 +318,6 @@ func TestAnswerCodesAndStatuses(t *testing.T) {
 		assert.Equal(t, tt.code, e.Code, "%d %s", tt.status, tt.body)
 		assert.Equal(t, tt.unknown, errors.Is(err, ErrOutcomeUnknown), "%d %s", tt.status, tt.body)
 	}
-}
-
-// logBuffer collects a client's log lines for a test to read.
-type logBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *logBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *logBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
-
-func (b *logBuffer) logger() *slog.Logger {
-	return slog.New(slog.NewTextHandler(b, &slog.HandlerOptions{Level: slog.LevelDebug}))
 }
 
 // switchLimiter refuses every request once refuse is set.

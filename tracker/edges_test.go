@@ -8,7 +8,6 @@ import (
 	"log/slog"
 	"net/http"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -59,24 +58,6 @@ func (s *shop) rows() []update {
 	return out
 }
 
-// logBuffer is a slog destination a test reads.
-type logBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *logBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *logBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
-
 // TestLaterStatusWaitsForAFailingEarlierOne (issue 19, point 1): OnUpdate
 // fails for "successful"; the refund learnt meanwhile waits behind it,
 // visibly (the log, Held), and the two reach the shop in the order
@@ -84,7 +65,7 @@ func (b *logBuffer) String() string {
 func TestLaterStatusWaitsForAFailingEarlierOne(t *testing.T) {
 	s := newShop(t)
 	s.failing.Store("successful")
-	var logs logBuffer
+	var logs testutil.LogBuffer
 	tr := s.process(func(c *tracker.Config) { c.Logger = slog.New(slog.NewTextHandler(&logs, nil)) })
 	p, err := s.pay(tr, "order-held", vpaytest.PhoneSuccess)
 	require.NoError(t, err)

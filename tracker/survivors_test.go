@@ -116,7 +116,7 @@ func waitForLockWaiter(ctx context.Context, s *shop, answered <-chan error) stri
 // shop's row is visible to another connection when it is.
 func TestPanickingOnUpdateIsRecordedRetriedAndDeliveredOnce(t *testing.T) {
 	s := newShop(t)
-	var logs logBuffer
+	var logs testutil.LogBuffer
 	var panicked atomic.Bool
 	visible := make(chan int, 2)
 	s.process(func(c *tracker.Config) {
