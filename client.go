@@ -10,6 +10,7 @@ import (
 	"net/url"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"golang.org/x/sync/singleflight"
@@ -47,6 +48,10 @@ type Client struct {
 	auth, pay, status, links endpoint
 	// Header values every request sends, built once.
 	uaValue, userValue []string
+	keyValue           secretHeader
+	// bearer is the Authorization value of the last token used, built once
+	// per token rather than once per request.
+	bearer atomic.Pointer[bearerValue]
 
 	refresh singleflight.Group
 
@@ -115,6 +120,7 @@ func NewClient(apiUser, apiKey string, opts ...Option) (*Client, error) {
 		obs:       joinObservers(cfg.observers),
 		mode:      userMode,
 		userValue: []string{apiUser},
+		keyValue:  secretHeader{apiKey},
 	}
 	if keyMode != "" {
 		c.mode = keyMode
@@ -275,3 +281,34 @@ func (secret) String() string               { return "[redacted]" }
 func (secret) GoString() string             { return `"[redacted]"` }
 func (secret) Format(f fmt.State, _ rune)   { _, _ = io.WriteString(f, "[redacted]") }
 func (secret) MarshalText() ([]byte, error) { return []byte("[redacted]"), nil }
+
+// secretHeader is a header value that holds a secret (the key, a bearer
+// token), built once and shared by every request; printed, it says
+// [redacted] like secret.
+type secretHeader []string
+
+func (secretHeader) String() string             { return "[redacted]" }
+func (secretHeader) GoString() string           { return `"[redacted]"` }
+func (secretHeader) Format(f fmt.State, _ rune) { _, _ = io.WriteString(f, "[redacted]") }
+
+// bearerValue is the Authorization header of one access token; printed,
+// it says [redacted].
+type bearerValue struct {
+	access secret
+	header secretHeader
+}
+
+func (bearerValue) String() string             { return "[redacted]" }
+func (bearerValue) GoString() string           { return `"[redacted]"` }
+func (bearerValue) Format(f fmt.State, _ rune) { _, _ = io.WriteString(f, "[redacted]") }
+
+// bearerHeader returns the Authorization value for tok, built once per
+// token: every request of a token's life sends the same string.
+func (c *Client) bearerHeader(tok *Token) []string {
+	if b := c.bearer.Load(); b != nil && string(b.access) == tok.AccessToken {
+		return b.header
+	}
+	b := &bearerValue{access: secret(tok.AccessToken), header: secretHeader{"Bearer " + tok.AccessToken}}
+	c.bearer.Store(b)
+	return b.header
+}

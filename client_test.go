@@ -151,7 +151,12 @@ func TestNoSecretInFormatLogsOrErrors(t *testing.T) {
 	tok, _ := c.Token(context.Background())
 
 	var out strings.Builder
-	fields := struct{ Key secret }{c.apiKey} // as a copied Client value would print it
+	// As a copied Client value would print them.
+	fields := struct {
+		Key    secret
+		Header secretHeader
+		Bearer bearerValue
+	}{c.apiKey, c.keyValue, *c.bearer.Load()}
 	for _, v := range []any{c, err, tok, fields} {
 		fmt.Fprintf(&out, "%v %+v %#v %s\n", v, v, v, v)
 	}

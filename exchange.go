@@ -121,19 +121,21 @@ func (c *Client) newRequest(ctx context.Context, ep *endpoint, query string, bod
 	if err != nil {
 		return nil, err
 	}
-	h := make(http.Header, 7)
+	// Every value is built once (per client, per token) and shared: net/http
+	// only reads a request's headers. NewRequestWithContext has set GetBody
+	// for the body's bytes.Reader, so net/http can replay the exact bytes
+	// itself when an HTTP/2 connection is lost before the request was
+	// written.
+	h := make(http.Header, 6)
 	h["Accept"] = jsonValue
 	h["User-Agent"] = c.uaValue
 	h["Apiuser"] = c.userValue
-	h["Apikey"] = []string{string(c.apiKey)}
+	h["Apikey"] = c.keyValue
 	if tok != nil {
-		h["Authorization"] = []string{"Bearer " + tok.AccessToken}
+		h["Authorization"] = c.bearerHeader(tok)
 	}
 	if body != nil {
 		h["Content-Type"] = jsonValue
-		// GetBody lets net/http replay the exact bytes itself when an
-		// HTTP/2 connection is lost before the request was written.
-		req.GetBody = func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(body)), nil }
 	}
 	req.Header = h
 	return req, nil

@@ -134,16 +134,57 @@ func (r *rawClient) status(ctx context.Context) error {
 	return err
 }
 
+// rawPayRequest and rawPayment are the minimal hand-written Pay: a struct
+// body, and the answer's fields decoded with encoding/json.
+type rawPayRequest struct {
+	Amount        int64  `json:"amount"`
+	Currency      string `json:"currency"`
+	PaymentMethod string `json:"payment_method"`
+	PayerPhone    string `json:"payer_phone"`
+	ExternalID    string `json:"external_id"`
+	PayeeMessage  string `json:"payee_message"`
+}
+
+type rawPayment struct {
+	Status        string `json:"status"`
+	Message       string `json:"message"`
+	TransactionID string `json:"transaction_id"`
+	Merchant      string `json:"merchant"`
+	PaymentURL    string `json:"payment_url"`
+	CreatedAt     string `json:"created_at"`
+}
+
 func (r *rawClient) pay(ctx context.Context) error {
-	body, err := json.Marshal(map[string]any{
-		"amount": 1500, "currency": "RWF", "payment_method": "mtnrw", "payer_phone": "0780000000",
-		"external_id": "order-1", "payee_message": "Order 1",
+	body, err := json.Marshal(&rawPayRequest{
+		Amount: 1500, Currency: "RWF", PaymentMethod: "mtnrw", PayerPhone: "0780000000",
+		ExternalID: "order-1", PayeeMessage: "Order 1",
 	})
 	if err != nil {
 		return err
 	}
-	_, err = r.do(ctx, "POST", "/pay/", body)
-	return err
+	req, err := http.NewRequestWithContext(ctx, "POST", r.base+"/pay/", bytes.NewReader(body))
+	if err != nil {
+		return err
+	}
+	req.Header.Set("Accept", "application/json")
+	req.Header.Set("User-Agent", "vpay-go/"+Version)
+	req.Header.Set("apiUser", testUser)
+	req.Header.Set("apiKey", testKey)
+	req.Header.Set("Authorization", "Bearer tok")
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := r.hc.Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	var out rawPayment
+	if err := json.NewDecoder(resp.Body).Decode(&out); err != nil {
+		return err
+	}
+	if out.TransactionID == "" {
+		return fmt.Errorf("no transaction id")
+	}
+	return nil
 }
 
 // benchPair builds the SDK and raw calls of one endpoint.
@@ -287,6 +328,59 @@ func BenchmarkThroughput(b *testing.B) {
 			b.ReportMetric(pct(rawLat, 0.5), "raw-p50-µs")
 			b.ReportMetric(pct(sdkLat, 0.99), "sdk-p99-µs")
 			b.ReportMetric(pct(rawLat, 0.99), "raw-p99-µs")
+		})
+	}
+}
+
+// BenchmarkClientCost: each endpoint's SDK call against the minimal
+// hand-written one over an in-memory transport, 15 interleaved rounds of
+// 5,000 calls per side; reports the median sdk/raw ratios of time and
+// allocations per call and each side's median time and allocations. Over
+// loopback (BenchmarkOverhead) the server and the kernel dominate; here
+// only the client's own work counts.
+//
+//	go test -run XXX -bench ClientCost -benchtime 1x .
+func BenchmarkClientCost(b *testing.B) {
+	for _, endpoint := range []string{"Status", "Pay"} {
+		b.Run(endpoint, func(b *testing.B) {
+			hc := &http.Client{Transport: cannedTransport{}} // observe_bench_test.go
+			c, err := NewClient(testUser, testKey, WithBaseURL("https://vpay.test"), WithHTTPClient(hc), WithPlan(Plan{PerMinute: 1 << 30}))
+			if err != nil {
+				b.Fatal(err)
+			}
+			rc := &rawClient{hc: hc, base: "https://vpay.test"}
+			req := &PayRequest{Amount: 1500, Phone: "0780000000", Reference: "order-1", Description: "Order 1"}
+			sdk, raw := func(ctx context.Context) error { _, err := c.Pay(ctx, req); return err }, rc.pay
+			if endpoint == "Status" {
+				sdk = func(ctx context.Context) error { _, err := c.Status(ctx, "VP86583387"); return err }
+				raw = rc.status
+			}
+			measure(b, 1000, sdk)
+			measure(b, 1000, raw)
+			const rounds, n = 15, 5000
+			var tr, ar, ts, tw, as, aw []float64
+			for range b.N {
+				for i := range rounds {
+					var sd, rd time.Duration
+					var sa, ra float64
+					if i%2 == 0 {
+						sd, sa = measure(b, n, sdk)
+						rd, ra = measure(b, n, raw)
+					} else {
+						rd, ra = measure(b, n, raw)
+						sd, sa = measure(b, n, sdk)
+					}
+					tr, ar = append(tr, float64(sd)/float64(rd)), append(ar, sa/ra)
+					ts, tw = append(ts, float64(sd)), append(tw, float64(rd))
+					as, aw = append(as, sa), append(aw, ra)
+				}
+			}
+			b.ReportMetric(median(tr), "time-ratio")
+			b.ReportMetric(median(ar), "alloc-ratio")
+			b.ReportMetric(median(ts), "sdk-ns/op")
+			b.ReportMetric(median(tw), "raw-ns/op")
+			b.ReportMetric(median(as), "sdk-allocs/op")
+			b.ReportMetric(median(aw), "raw-allocs/op")
 		})
 	}
 }

@@ -1,8 +1,10 @@
 package vpay
 
 import (
+	"bytes"
 	"context"
 	"errors"
+	"io"
 	"net/http"
 	"sync/atomic"
 	"testing"
@@ -183,4 +185,31 @@ func TestPayAnswerWithoutTransactionIsUnknown(t *testing.T) {
 			assertOutcomeUnknown(t, err, "order-9")
 		})
 	}
+}
+
+// A request net/http must replay (an HTTP/2 connection lost before it was
+// written) is replayed byte for byte: GetBody gives the body sent.
+func TestRequestBodyCanBeReplayedExactly(t *testing.T) {
+	_, s := setup(t)
+	var sent, replayed []byte
+	hc := &http.Client{Transport: roundTripFunc(func(r *http.Request) (*http.Response, error) {
+		if r.URL.Path == "/api/pay/" {
+			require.NotNil(t, r.GetBody, "a body net/http cannot replay")
+			sent, _ = io.ReadAll(r.Body)
+			rc, err := r.GetBody()
+			require.NoError(t, err)
+			replayed, _ = io.ReadAll(rc)
+			r.Body = io.NopCloser(bytes.NewReader(sent))
+		}
+		return http.DefaultTransport.RoundTrip(r)
+	})}
+	s.mux.HandleFunc("/pay/", func(w http.ResponseWriter, r *http.Request) {
+		writeJSON(w, 200, `{"status":"pending","transaction_id":"VP1"}`)
+	})
+	c, err := NewClient(testUser, testKey, WithBaseURL(s.URL+"/api/"), WithHTTPClient(hc))
+	require.NoError(t, err)
+	_, err = c.Pay(context.Background(), &PayRequest{Amount: 500, Phone: "0780000000", Reference: "order-1"})
+	require.NoError(t, err)
+	require.NotEmpty(t, sent)
+	assert.Equal(t, string(sent), string(replayed))
 }
