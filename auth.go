@@ -183,25 +183,32 @@ const refreshTimeout = 30 * time.Second
 // caller whose ctx ends stops waiting without cancelling that call for the
 // others.
 func (c *Client) Token(ctx context.Context) (*Token, error) {
+	tok, _, err := c.tokenAt(ctx, c.clock.Now())
+	return tok, err
+}
+
+// tokenAt is Token at now, the caller's reading of the clock. It returns
+// the time after: now itself when the stored token served, a new reading
+// when it had to wait for a refresh.
+func (c *Client) tokenAt(ctx context.Context, now time.Time) (*Token, time.Time, error) {
 	tok, err := c.store.Load(ctx)
 	if err != nil {
-		return nil, err
+		return nil, now, err
 	}
-	now := c.clock.Now()
 	if tok.Valid(now) {
 		if tok.RefreshDue(now) {
 			c.startRefresh(ctx, tok)
 		}
-		return tok, nil
+		return tok, now, nil
 	}
 	select {
 	case r := <-c.startRefresh(ctx, tok):
 		if r.Err != nil {
-			return nil, r.Err
+			return nil, c.clock.Now(), r.Err
 		}
-		return r.Val.(*Token), nil
+		return r.Val.(*Token), c.clock.Now(), nil
 	case <-ctx.Done():
-		return nil, &Error{Method: c.auth.method, Path: c.auth.path, Message: "gave up waiting for a token", Err: context.Cause(ctx)}
+		return nil, c.clock.Now(), &Error{Method: c.auth.method, Path: c.auth.path, Message: "gave up waiting for a token", Err: context.Cause(ctx)}
 	}
 }
 

@@ -152,7 +152,7 @@ func NewClient(apiUser, apiKey string, opts ...Option) (*Client, error) {
 	if limiter == nil {
 		limiter = newLocalLimiter(cfg.plan, cfg.planSet, c.clock)
 	}
-	c.rate = &rateGate{limiter: limiter, clock: c.clock, maxWait: cfg.maxWait, lowShare: cfg.lowShare, logger: c.logger}
+	c.rate = newRateGate(limiter, c.clock, cfg.maxWait, cfg.lowShare, c.logger)
 	if c.store == nil {
 		c.store = NewMemoryTokenStore()
 	}

@@ -44,8 +44,9 @@ type result struct {
 // go; exchange tells it what became of it, once: the answer's headers, or
 // that no answer came.
 //
-// resend is the number of requests the call sent before this one.
-func (c *Client) exchange(ctx context.Context, ep *endpoint, query string, body []byte, tok *Token, out any, resend int) (res result) {
+// resend is the number of requests the call sent before this one; start is
+// when the rate gate let it go, the attempt's start.
+func (c *Client) exchange(ctx context.Context, ep *endpoint, query string, body []byte, tok *Token, out any, resend int, start time.Time) (res result) {
 	answered := false
 	defer func() {
 		if !answered {
@@ -57,7 +58,6 @@ func (c *Client) exchange(ctx context.Context, ep *endpoint, query string, body 
 		// cannot say whether anything left: nothing did.
 		return result{err: &Error{Message: "not sent", Err: context.Cause(ctx)}}
 	}
-	start := c.clock.Now()
 	if c.obs != nil {
 		a := Attempt{Op: ep.op, Method: ep.method, Path: ep.path, Host: c.baseURL.Host, URL: ep.url, Resend: resend, Start: start}
 		if f := c.obs.AttemptStart; f != nil {

@@ -142,8 +142,13 @@ func newLocalLimiter(plan Plan, planned bool, c clock) *localLimiter {
 }
 
 func (l *localLimiter) Reserve(ctx context.Context, maxWait time.Duration) (Reservation, error) {
+	return l.reserveAt(ctx, l.clock.Now(), maxWait)
+}
+
+// reserveAt is Reserve at now, read by a caller on the same clock: the
+// client reads the clock once per call and hands the reading on.
+func (l *localLimiter) reserveAt(ctx context.Context, now time.Time, maxWait time.Duration) (Reservation, error) {
 	share, low := LowPriorityShare(ctx)
-	now := l.clock.Now()
 	l.mu.Lock()
 	defer l.mu.Unlock()
 
@@ -235,8 +240,12 @@ func (l *localLimiter) refuse(reset, now time.Time, format string, args ...any) 
 	}
 }
 
-func (l *localLimiter) Answered(_ context.Context, rl RateLimit, throttled bool) {
-	now := l.clock.Now()
+func (l *localLimiter) Answered(ctx context.Context, rl RateLimit, throttled bool) {
+	l.answeredAt(ctx, l.clock.Now(), rl, throttled)
+}
+
+// answeredAt is Answered at now, read by a caller on the same clock.
+func (l *localLimiter) answeredAt(_ context.Context, now time.Time, rl RateLimit, throttled bool) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	defer l.armProbe(now)

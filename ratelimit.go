@@ -61,7 +61,10 @@ func (p Plan) validate() error {
 // one rule for how long the client may wait: MaxWait, or less when the
 // ctx's deadline comes first.
 type rateGate struct {
-	limiter  Limiter
+	limiter Limiter
+	// local is limiter when it is the default one on the gate's clock: it
+	// takes the gate's reading of the clock instead of reading it again.
+	local    *localLimiter
 	clock    clock
 	maxWait  time.Duration
 	lowShare float64 // of each window, for WithLowPriority calls
@@ -91,50 +94,70 @@ func (g *rateGate) parseDate(v string) (time.Time, error) {
 	return t, err
 }
 
-// budget is the longest a caller may wait now.
-func (g *rateGate) budget(ctx context.Context) time.Duration {
+func newRateGate(l Limiter, c clock, maxWait time.Duration, lowShare float64, logger *slog.Logger) *rateGate {
+	g := &rateGate{limiter: l, clock: c, maxWait: maxWait, lowShare: lowShare, logger: logger}
+	if local, ok := l.(*localLimiter); ok && local.clock == c {
+		g.local = local
+	}
+	return g
+}
+
+// budget is the longest a caller may wait at now.
+func (g *rateGate) budget(ctx context.Context, now time.Time) time.Duration {
 	b := g.maxWait
 	if dl, ok := ctx.Deadline(); ok {
 		// A ctx deadline is wall-clock time, whatever clock the client
 		// runs on: what is left of it is a duration on any clock.
-		b = min(b, time.Until(dl))
+		if _, wall := g.clock.(realClock); wall {
+			b = min(b, dl.Sub(now))
+		} else {
+			b = min(b, time.Until(dl))
+		}
 	}
 	return max(b, 0)
 }
 
+// limiterReserve asks the Limiter, handing it the reading of the clock
+// when it can take one.
+func (g *rateGate) limiterReserve(ctx context.Context, now time.Time, maxWait time.Duration) (Reservation, error) {
+	if g.local != nil {
+		return g.local.reserveAt(ctx, now, maxWait)
+	}
+	return g.limiter.Reserve(ctx, maxWait)
+}
+
 // reserve returns when the Limiter lets one request go, asking again after
 // each wait it is told, for at most the budget in all; or an error matching
-// ErrRateLimited when the window will not reset in time. It returns how
-// long it waited.
-func (g *rateGate) reserve(ctx context.Context) (time.Duration, error) {
+// ErrRateLimited when the window will not reset in time. now is the
+// caller's reading of the clock; reserve returns how long it waited and
+// the time it let the request go (now itself when it did not wait: the
+// clock is read again only after a wait).
+func (g *rateGate) reserve(ctx context.Context, now time.Time) (time.Duration, time.Time, error) {
 	if IsLowPriority(ctx) {
 		// Background work never waits: the limiter grants it now, within
 		// its share, or refuses it at once.
-		w, err := g.limiter.Reserve(withShare(ctx, g.lowShare), 0)
+		w, err := g.limiterReserve(withShare(ctx, g.lowShare), now, 0)
 		if err == nil && w.For > 0 {
 			err = &Error{Code: CodeRateLimited, Message: "rate limit: low-priority call would have to wait",
-				RateLimit: RateLimit{Reset: g.clock.Now().Add(w.For)}}
+				RateLimit: RateLimit{Reset: now.Add(w.For)}}
 		}
-		return 0, err
+		return 0, now, err
 	}
-	start := g.clock.Now()
-	giveUp := start.Add(g.budget(ctx))
-	for waited, logged := false, false; ; {
-		w, err := g.limiter.Reserve(ctx, max(giveUp.Sub(g.clock.Now()), 0))
+	start := now
+	giveUp := start.Add(g.budget(ctx, now))
+	for logged := false; ; {
+		w, err := g.limiterReserve(ctx, now, max(giveUp.Sub(now), 0))
 		if err != nil || w.For <= 0 {
-			var d time.Duration
-			if waited {
-				d = g.clock.Now().Sub(start)
-			}
-			return d, err
+			return now.Sub(start), now, err
 		}
 		if !logged && w.For >= time.Second { // once per call is enough
 			g.logWait(ctx, w.For, "rate limit: waiting for the window to reset")
 			logged = true
 		}
-		waited = true
-		if err := g.clock.SleepOrWake(ctx, w.For, w.Wake); err != nil {
-			return g.clock.Now().Sub(start), gaveUp(err)
+		err = g.clock.SleepOrWake(ctx, w.For, w.Wake)
+		now = g.clock.Now()
+		if err != nil {
+			return now.Sub(start), now, gaveUp(err)
 		}
 	}
 }
@@ -146,11 +169,12 @@ func (g *rateGate) afterThrottle(ctx context.Context, rl RateLimit, backoff time
 	if IsLowPriority(ctx) {
 		return 0, "429 on a low-priority call: it does not wait", false
 	}
+	now := g.clock.Now()
 	wait := backoff
 	if !rl.Reset.IsZero() {
-		wait = max(rl.Reset.Sub(g.clock.Now()), 0)
+		wait = max(rl.Reset.Sub(now), 0)
 	}
-	if b := g.budget(ctx); wait > b {
+	if b := g.budget(ctx, now); wait > b {
 		return 0, fmt.Sprintf("429: the window resets in %s, beyond the %s the call may wait", wait.Round(time.Second), b.Round(time.Second)), false
 	}
 	return wait, fmt.Sprintf("429: waiting %s for the rate-limit window to reset", wait.Round(time.Millisecond)), true
@@ -178,7 +202,11 @@ func (g *rateGate) answered(ctx context.Context, h http.Header, status int) Rate
 			rl.Reset = now.Add(d)
 		}
 	}
-	g.limiter.Answered(ctx, rl, throttled)
+	if g.local != nil {
+		g.local.answeredAt(ctx, now, rl, throttled)
+	} else {
+		g.limiter.Answered(ctx, rl, throttled)
+	}
 	g.logIssues(ctx, issues)
 	return rl
 }

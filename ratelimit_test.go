@@ -601,9 +601,9 @@ func TestWaitersWakeWhenAnAnswerFreesTheWindow(t *testing.T) {
 		t.Run(name, func(t *testing.T) {
 			l := newLocalLimiter(Plan{PerMinute: 1}, true, realClock{})
 			spend(l)
-			g := &rateGate{limiter: l, clock: realClock{}, maxWait: 5 * time.Minute, logger: slog.New(slog.DiscardHandler)}
+			g := newRateGate(l, realClock{}, 5*time.Minute, 0, slog.New(slog.DiscardHandler))
 			done := make(chan error, 1)
-			go func() { _, err := g.reserve(context.Background()); done <- err }()
+			go func() { _, _, err := g.reserve(context.Background(), time.Now()); done <- err }()
 			for !l.waiting() {
 				runtime.Gosched() // until the waiter has been told to wait
 			}

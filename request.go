@@ -47,12 +47,12 @@ func (c *Client) do(ctx context.Context, cl *call, out any) error {
 		mayHaveActed bool // an attempt may have reached the server and acted
 	)
 	for {
-		tok, err := c.admit(ctx, cl)
+		tok, now, err := c.admit(ctx, cl)
 		if err != nil {
 			return c.annotate(*cl, err, mayHaveActed)
 		}
 
-		res := c.exchange(ctx, cl.ep, cl.query, cl.body, tok, out, cl.attempts)
+		res := c.exchange(ctx, cl.ep, cl.query, cl.body, tok, out, cl.attempts, now)
 		cl.attempts++
 		cl.sent = res.sent
 		if res.err == nil {
@@ -90,41 +90,48 @@ func (c *Client) do(ctx context.Context, cl *call, out any) error {
 }
 
 // admit is everything a request waits for before it is sent: a valid
-// token, unless the call fetches one, and the rate limit's permission.
-func (c *Client) admit(ctx context.Context, cl *call) (*Token, error) {
+// token, unless the call fetches one, and the rate limit's permission. It
+// returns the time it let the request go. The clock is read once when
+// nothing waits (a token in hand, a slot free): that reading serves the
+// token's validity, the limiter and the attempt's start.
+func (c *Client) admit(ctx context.Context, cl *call) (*Token, time.Time, error) {
+	now := c.clock.Now()
 	if cl.fetchesToken {
-		return nil, c.waitForRate(ctx, cl.ep.op)
+		now, err := c.waitForRate(ctx, cl.ep.op, now)
+		return nil, now, err
 	}
-	tok, err := c.Token(ctx)
+	tok, now, err := c.tokenAt(ctx, now)
 	if err != nil {
-		return nil, err
+		return nil, now, err
 	}
 	// After the token, so that a refresh cannot carry a request counted in
 	// this window into the next one.
-	if err := c.waitForRate(ctx, cl.ep.op); err != nil {
-		return nil, err
+	before := now
+	if now, err = c.waitForRate(ctx, cl.ep.op, now); err != nil {
+		return nil, now, err
 	}
-	if !tok.Valid(c.clock.Now()) {
+	if now != before && !tok.Valid(now) {
 		// It expired while we waited for the window.
-		if tok, err = c.Token(ctx); err != nil {
+		if tok, now, err = c.tokenAt(ctx, now); err != nil {
 			c.rate.unanswered(ctx) // the slot granted goes unused
-			return nil, err
+			return nil, now, err
 		}
 	}
-	return tok, nil
+	return tok, now, nil
 }
 
 // waitForRate is the rate gate's wait before a request, told to the
 // observer: how long it waited, or that it refused to let the request go.
-func (c *Client) waitForRate(ctx context.Context, op Op) error {
-	waited, err := c.rate.reserve(ctx)
+// It returns the time it let the request go.
+func (c *Client) waitForRate(ctx context.Context, op Op, now time.Time) (time.Time, error) {
+	waited, now, err := c.rate.reserve(ctx, now)
 	if c.obs != nil {
 		c.rateWaited(ctx, op, WaitWindow, waited)
 		if errors.Is(err, ErrRateLimited) {
 			c.refused(ctx, op, "", err)
 		}
 	}
-	return err
+	return now, err
 }
 
 // pause sleeps before the retry d allows; a wait after a 429 is told to the

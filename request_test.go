@@ -213,3 +213,43 @@ func TestRequestBodyCanBeReplayedExactly(t *testing.T) {
 	require.NotEmpty(t, sent)
 	assert.Equal(t, string(sent), string(replayed))
 }
+
+// countingClock is the real clock, counting its readings.
+type countingClock struct {
+	realClock
+	reads atomic.Int64
+}
+
+func (c *countingClock) Now() time.Time { c.reads.Add(1); return time.Now() }
+
+// A call that waits for nothing reads the clock twice: once before it is
+// sent (the token's validity, the limiter, the attempt's start) and once
+// when the answer comes (the rate-limit headers). Each reading costs tens
+// of nanoseconds on the path every payment takes.
+func TestACallThatWaitsForNothingReadsTheClockTwice(t *testing.T) {
+	clk := &countingClock{}
+	c, s := setup(t, withClock(clk))
+	s.mux.HandleFunc("/pay/", func(w http.ResponseWriter, r *http.Request) {
+		writeJSON(w, 200, `{"status":"pending","transaction_id":"VP1"}`)
+	})
+	s.mux.HandleFunc("/transaction/status/", func(w http.ResponseWriter, r *http.Request) {
+		writeJSON(w, 200, `{"status":"successful","transaction_id":"VP1"}`)
+	})
+	ctx := context.Background()
+	_, err := c.Token(ctx) // the token fetch is not what is counted
+	require.NoError(t, err)
+	for _, call := range []struct {
+		name string
+		do   func() error
+	}{
+		{"Pay", func() error {
+			_, err := c.Pay(ctx, &PayRequest{Amount: 500, Phone: "0780000000", Reference: "order-1"})
+			return err
+		}},
+		{"Status", func() error { _, err := c.Status(ctx, "VP1"); return err }},
+	} {
+		before := clk.reads.Load()
+		require.NoError(t, call.do(), call.name)
+		assert.EqualValues(t, 2, clk.reads.Load()-before, "%s: clock readings", call.name)
+	}
+}
