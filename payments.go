@@ -4,7 +4,6 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/base32"
-	"encoding/json"
 	"net/mail"
 	"strings"
 	"time"
@@ -123,10 +122,7 @@ func (c *Client) doPay(ctx context.Context, req *PayRequest, cl *call) (*Payment
 	if err != nil {
 		return nil, err
 	}
-	raw, err := json.Marshal(body)
-	if err != nil {
-		return nil, &Error{Message: "cannot encode request", Err: err}
-	}
+	raw := body.AppendJSON(make([]byte, 0, 256)) // the usual body fits: one allocation
 	var tx wire.Transaction
 	*cl = call{ep: &c.pay, body: raw, reference: ref, createsPayment: true}
 	if err := c.do(ctx, cl, &tx); err != nil {
@@ -146,19 +142,20 @@ func (r *PayRequest) Validate() error {
 	return err
 }
 
-func (r *PayRequest) wire() (*wire.PayRequest, string, error) {
+func (r *PayRequest) wire() (wire.PayRequest, string, error) {
+	var none wire.PayRequest
 	if r == nil {
-		return nil, "", invalid("PayRequest", nil, "nil request")
+		return none, "", invalid("PayRequest", nil, "nil request")
 	}
 	if r.Amount < MinAmount {
-		return nil, "", invalid("PayRequest.Amount", ErrInvalidAmount, "%d RWF is below the minimum of %d RWF", r.Amount, MinAmount)
+		return none, "", invalid("PayRequest.Amount", ErrInvalidAmount, "%d RWF is below the minimum of %d RWF", r.Amount, MinAmount)
 	}
 	currency := strings.ToUpper(strings.TrimSpace(r.Currency))
 	if currency == "" {
 		currency = "RWF"
 	}
 	if len(currency) != 3 || strings.Trim(currency, "ABCDEFGHIJKLMNOPQRSTUVWXYZ") != "" {
-		return nil, "", invalid("PayRequest.Currency", nil, "%q is not a three-letter currency code", r.Currency)
+		return none, "", invalid("PayRequest.Currency", nil, "%q is not a three-letter currency code", r.Currency)
 	}
 	method := r.Method
 	if method == "" {
@@ -167,43 +164,43 @@ func (r *PayRequest) wire() (*wire.PayRequest, string, error) {
 	switch method {
 	case MethodMTN, MethodCard, MethodAll:
 	default:
-		return nil, "", invalid("PayRequest.Method", nil, "%q is not one of mtnrw, card, all", string(r.Method))
+		return none, "", invalid("PayRequest.Method", nil, "%q is not one of mtnrw, card, all", string(r.Method))
 	}
 	var phone string
 	if r.Phone != "" || method == MethodMTN {
 		p, network, err := NormalizePhone(r.Phone)
 		if err != nil {
-			return nil, "", err
+			return none, "", err
 		}
 		if method == MethodMTN && network != NetworkMTN {
-			return nil, "", invalid("PayRequest.Phone", ErrInvalidPhone, "%s is an %s number; MethodMTN needs an MTN number (078, 079)", p, network)
+			return none, "", invalid("PayRequest.Phone", ErrInvalidPhone, "%s is an %s number; MethodMTN needs an MTN number (078, 079)", p, network)
 		}
 		phone = p
 	}
 	if err := checkDescription(r.Description, method); err != nil {
-		return nil, "", err
+		return none, "", err
 	}
 	ref := strings.TrimSpace(r.Reference)
 	if ref == "" {
 		ref = NewReference()
 	} else if err := checkReference(ref); err != nil {
-		return nil, "", err
+		return none, "", err
 	}
 	if err := checkText("PayRequest.PayerName", r.PayerName, 100, nil); err != nil {
-		return nil, "", err
+		return none, "", err
 	}
 	if r.PayerEmail != "" {
 		if a, err := mail.ParseAddress(r.PayerEmail); err != nil || a.Address != r.PayerEmail {
-			return nil, "", invalid("PayRequest.PayerEmail", nil, "%q is not an email address", r.PayerEmail)
+			return none, "", invalid("PayRequest.PayerEmail", nil, "%q is not an email address", r.PayerEmail)
 		}
 	}
 	if err := checkURL("PayRequest.CallbackURL", r.CallbackURL); err != nil {
-		return nil, "", err
+		return none, "", err
 	}
 	if err := checkMetadata(r.Metadata); err != nil {
-		return nil, "", err
+		return none, "", err
 	}
-	return &wire.PayRequest{
+	return wire.PayRequest{
 		Amount:        r.Amount,
 		Currency:      currency,
 		PaymentMethod: string(method),
@@ -232,36 +229,56 @@ const (
 // 07XXXXXXXX with its network. Anything else is a *ValidationError matching
 // ErrInvalidPhone.
 func NormalizePhone(s string) (string, Network, error) {
-	var digits strings.Builder
-	for i, r := range strings.TrimSpace(s) {
+	// The digits go to a buffer on the stack, and the answer is s itself
+	// when s is already in the canonical form: a phone number normalised
+	// on every Pay costs no allocation.
+	var buf [16]byte
+	n := 0
+	trimmed := strings.TrimSpace(s)
+	for i, r := range trimmed {
 		switch {
 		case r >= '0' && r <= '9':
-			digits.WriteRune(r)
+			if n < len(buf) {
+				buf[n] = byte(r)
+			}
+			n++ // past the buffer: too many digits for any number
 		case r == '+' && i == 0, r == ' ', r == '-', r == '.', r == '(', r == ')':
 		default:
 			return "", "", invalid("PayRequest.Phone", ErrInvalidPhone, "%q contains %q", s, r)
 		}
 	}
-	d := digits.String()
-	switch {
-	case len(d) == 12 && strings.HasPrefix(d, "250"):
-		d = "0" + d[3:]
-	case len(d) == 9 && d[0] == '7':
-		d = "0" + d
+	d := buf[:min(n, len(buf))]
+	if n > len(buf) {
+		d = nil
 	}
-	if len(d) != 10 || !strings.HasPrefix(d, "07") {
+	switch {
+	case len(d) == 12 && string(d[:3]) == "250":
+		d = buf[2:n]
+		d[0] = '0'
+	case len(d) == 9 && d[0] == '7':
+		copy(buf[1:], buf[:n])
+		buf[0] = '0'
+		d = buf[:n+1]
+	}
+	if len(d) != 10 || d[0] != '0' || d[1] != '7' {
 		if s == "" {
 			return "", "", invalid("PayRequest.Phone", ErrInvalidPhone, "required for MethodMTN")
 		}
 		return "", "", invalid("PayRequest.Phone", ErrInvalidPhone, "%q is not a Rwandan mobile number (07XXXXXXXX)", s)
 	}
-	switch d[:3] {
-	case "078", "079":
-		return d, NetworkMTN, nil
-	case "072", "073":
-		return d, NetworkAirtel, nil
+	var network Network
+	switch d[2] {
+	case '8', '9':
+		network = NetworkMTN
+	case '2', '3':
+		network = NetworkAirtel
+	default:
+		return "", "", invalid("PayRequest.Phone", ErrInvalidPhone, "%s is on no mobile money network (MTN 078/079, Airtel 072/073)", d)
 	}
-	return "", "", invalid("PayRequest.Phone", ErrInvalidPhone, "%s is on no mobile money network (MTN 078/079, Airtel 072/073)", d)
+	if trimmed == string(d) {
+		return trimmed, network, nil
+	}
+	return string(d), network, nil
 }
 
 // NewReference returns a fresh, unguessable payment reference: "vp_"
