@@ -40,7 +40,6 @@ func referenceNormalizePhone(s string) (string, Network, error) {
 	return "", "", invalid("PayRequest.Phone", ErrInvalidPhone, "%s is on no mobile money network (MTN 078/079, Airtel 072/073)", d)
 }
 
-
 // FuzzNormalizePhone holds NormalizePhone to its reference: the same
 // number, network and error for any input.
 func FuzzNormalizePhone(f *testing.F) {
