@@ -255,7 +255,7 @@ func (c *Client) fetchToken(ctx context.Context) (*Token, error) {
 // requestToken sends the token fetch and reads the token from its answer.
 func (c *Client) requestToken(ctx context.Context, cl *call) (*Token, error) {
 	var ar wire.AuthResponse
-	if err := c.do(ctx, cl, &ar); err != nil {
+	if err := c.do(ctx, cl, nil, &ar); err != nil {
 		return nil, err
 	}
 	if ar.Access == "" {

@@ -38,7 +38,7 @@ type result struct {
 	sent         time.Time // when the request was sent; zero if it was not
 }
 
-// exchange sends one request and decodes its answer into out. It is the
+// exchange sends one request and decodes its answer into tx or out. It is the
 // only place that talks HTTP; do, the one request loop, calls it for every
 // attempt of every call, the token fetch included. The rate gate has let the request
 // go; exchange tells it what became of it, once: the answer's headers, or
@@ -46,7 +46,7 @@ type result struct {
 //
 // resend is the number of requests the call sent before this one; start is
 // when the rate gate let it go, the attempt's start.
-func (c *Client) exchange(ctx context.Context, ep *endpoint, query string, body []byte, tok *Token, out any, resend int, start time.Time) (res result) {
+func (c *Client) exchange(ctx context.Context, ep *endpoint, query string, body []byte, tok *Token, tx *wire.Transaction, out any, resend int, start time.Time) (res result) {
 	answered := false
 	defer func() {
 		if !answered {
@@ -92,7 +92,7 @@ func (c *Client) exchange(ctx context.Context, ep *endpoint, query string, body 
 	answered = true
 	c.logExchange(ctx, ep, start, resp.StatusCode, resp.Header, nil)
 	// The decoded values copy what they keep: the buffer can go back.
-	c.decode(&res, ep, buf.Bytes(), readErr, out)
+	c.decode(&res, ep, buf.Bytes(), readErr, tx, out)
 	return res
 }
 
@@ -145,9 +145,23 @@ func (c *Client) newRequest(ctx context.Context, ep *endpoint, query string, bod
 // a request's headers.
 var jsonValue = []string{"application/json"}
 
-// decode reads the answer's body into out, or into res.err: a body
+// decodeInto decodes data into tx, or into other when tx is nil, and
+// reports whether the body is an error in disguise ({"status":"error"}).
+func decodeInto(data []byte, tx *wire.Transaction, other any) (isError bool, err error) {
+	if tx != nil {
+		err = wire.DecodeTransaction(data, tx)
+		return tx.IsError(), err
+	}
+	err = wire.Decode(data, other)
+	if e, ok := other.(interface{ IsError() bool }); ok {
+		isError = e.IsError()
+	}
+	return isError, err
+}
+
+// decode reads the answer's body into tx or other, or into res.err: a body
 // {"status":"error"} is an error whatever the HTTP status.
-func (c *Client) decode(res *result, ep *endpoint, data []byte, readErr error, out any) {
+func (c *Client) decode(res *result, ep *endpoint, data []byte, readErr error, tx *wire.Transaction, other any) {
 	ok2xx := res.status >= 200 && res.status < 300
 	switch {
 	case readErr != nil:
@@ -164,8 +178,7 @@ func (c *Client) decode(res *result, ep *endpoint, data []byte, readErr error, o
 	if ok2xx {
 		// One decode on the happy path: every response type embeds the
 		// envelope that says whether the body is an error in disguise.
-		err := wire.Decode(data, out)
-		if e, ok := out.(interface{ IsError() bool }); err == nil && ok && !e.IsError() {
+		if isError, err := decodeInto(data, tx, other); err == nil && !isError {
 			return
 		}
 	}
@@ -175,7 +188,8 @@ func (c *Client) decode(res *result, ep *endpoint, data []byte, readErr error, o
 		// The body is JSON and no error, yet out could not take it (an
 		// amount with a fraction, a string where an object belongs): the
 		// server accepted the request, what it created exists.
-		res.err = c.apiError(ep, res, res.status, "", "cannot decode response", wire.Decode(data, out))
+		_, err := decodeInto(data, tx, other)
+		res.err = c.apiError(ep, res, res.status, "", "cannot decode response", err)
 		res.mayHaveActed = true
 		return
 	}

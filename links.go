@@ -72,7 +72,7 @@ func (c *Client) createLink(ctx context.Context, req *LinkRequest, cl *call) (*L
 	// Retried like any call: a second link after a lost answer moves no
 	// money, unlike a second payment.
 	*cl = call{ep: &c.links, body: raw}
-	if err := c.do(ctx, cl, &w); err != nil {
+	if err := c.do(ctx, cl, nil, &w); err != nil {
 		return nil, err
 	}
 	l := linkFromWire(&w)

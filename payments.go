@@ -125,7 +125,7 @@ func (c *Client) doPay(ctx context.Context, req *PayRequest, cl *call) (*Payment
 	raw := body.AppendJSON(make([]byte, 0, 256)) // the usual body fits: one allocation
 	var tx wire.Transaction
 	*cl = call{ep: &c.pay, body: raw, reference: ref, createsPayment: true}
-	if err := c.do(ctx, cl, &tx); err != nil {
+	if err := c.do(ctx, cl, &tx, nil); err != nil {
 		return nil, err
 	}
 	if tx.TransactionID == "" {

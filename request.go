@@ -5,6 +5,8 @@ import (
 	"errors"
 	"net/http"
 	"time"
+
+	"github.com/vonsung/vpay-go/internal/wire"
 )
 
 // endpoint is one API path, its absolute URL built once per Client.
@@ -40,7 +42,11 @@ type call struct {
 // (except for the fetch itself), the rate limit's permission, one exchange,
 // and the decision to try again, until the answer decodes into out or the
 // decision is no. Every failure is an *Error.
-func (c *Client) do(ctx context.Context, cl *call, out any) error {
+//
+// The answer decodes into tx when the call's answer is a transaction (Pay,
+// Status), into out otherwise: tx is never kept, so the caller's
+// Transaction stays on its stack.
+func (c *Client) do(ctx context.Context, cl *call, tx *wire.Transaction, out any) error {
 	var (
 		tries        int  // retries spent
 		replaced     bool // the token was replaced after a 401
@@ -52,7 +58,7 @@ func (c *Client) do(ctx context.Context, cl *call, out any) error {
 			return c.annotate(*cl, err, mayHaveActed)
 		}
 
-		res := c.exchange(ctx, cl.ep, cl.query, cl.body, tok, out, cl.attempts, now)
+		res := c.exchange(ctx, cl.ep, cl.query, cl.body, tok, tx, out, cl.attempts, now)
 		cl.attempts++
 		cl.sent = res.sent
 		if res.err == nil {

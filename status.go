@@ -118,7 +118,7 @@ func (c *Client) getStatus(ctx context.Context, transactionID string, cl *call) 
 	}
 	var w wire.Transaction
 	*cl = call{ep: &c.status, query: "transaction_id=" + url.QueryEscape(id)}
-	err := c.do(ctx, cl, &w)
+	err := c.do(ctx, cl, &w, nil)
 	if err != nil {
 		return nil, err
 	}

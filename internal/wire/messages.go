@@ -101,6 +101,10 @@ func Decode(body []byte, v any) error {
 	return json.Unmarshal(body, v)
 }
 
+// DecodeTransaction is Decode into a Transaction. Unlike Decode, it does
+// not keep t: a caller's Transaction stays on its stack.
+func DecodeTransaction(body []byte, t *Transaction) error { return t.decode(body) }
+
 // plainTransaction is a Transaction as the documentation shows it: every
 // field a string, the amount a number or a decimal string. encoding/json
 // decodes it without calling a method per field, which is most of the cost
@@ -137,7 +141,7 @@ type plainTransaction struct {
 // types otherwise. Both agree on every body the plain shape accepts.
 func (t *Transaction) decode(body []byte) error {
 	var p plainTransaction
-	if decodeFlat(body, &p) || json.Unmarshal(body, &p) == nil {
+	if decodeFlat(body, &p) || unmarshalOffStack(body, &p) == nil {
 		var amount int64
 		var took time.Duration
 		var err error
@@ -174,6 +178,21 @@ func (t *Transaction) decode(body []byte) error {
 			return nil
 		}
 	}
-	*t = Transaction{}
-	return json.Unmarshal(body, t)
+	return unmarshalOffStack(body, t)
+}
+
+// unmarshalOffStack is json.Unmarshal into a fresh value copied to *v on
+// success: json.Unmarshal keeps what it is given, so a variable handed to
+// it directly moves to the heap even on the fast path that never calls it.
+// On failure *v is left zero, as the callers want.
+func unmarshalOffStack[T any](body []byte, v *T) error {
+	n := new(T)
+	err := json.Unmarshal(body, n)
+	if err == nil {
+		*v = *n
+	} else {
+		var zero T
+		*v = zero
+	}
+	return err
 }
