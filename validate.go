@@ -88,12 +88,13 @@ func checkMetadata(m map[string]string) error {
 		if k == "" || !utf8.ValidString(k) || !utf8.ValidString(v) {
 			return invalid("PayRequest.Metadata", nil, "keys must be non-empty and keys and values valid UTF-8")
 		}
-		field := fmt.Sprintf("PayRequest.Metadata[%q]", k)
-		if strings.ContainsRune(k, 0) {
-			return invalid(field, nil, "the key contains NUL (U+0000)")
+		// The field's name is built only for an error: a valid entry
+		// costs no allocation.
+		if strings.IndexByte(k, 0) >= 0 {
+			return invalid(fmt.Sprintf("PayRequest.Metadata[%q]", k), nil, "the key contains NUL (U+0000)")
 		}
-		if strings.ContainsRune(v, 0) {
-			return invalid(field, nil, "the value contains NUL (U+0000)")
+		if strings.IndexByte(v, 0) >= 0 {
+			return invalid(fmt.Sprintf("PayRequest.Metadata[%q]", k), nil, "the value contains NUL (U+0000)")
 		}
 	}
 	return nil
