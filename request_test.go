@@ -6,6 +6,8 @@ import (
 	"errors"
 	"io"
 	"net/http"
+	"strconv"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -252,4 +254,61 @@ func TestACallThatWaitsForNothingReadsTheClockTwice(t *testing.T) {
 		require.NoError(t, call.do(), call.name)
 		assert.EqualValues(t, 2, clk.reads.Load()-before, "%s: clock readings", call.name)
 	}
+}
+
+// An attempt starts when it leaves: after the token it waited for, and it
+// lasts until its answer. The one reading of the clock a call makes must
+// not date the request before a refresh it waited on.
+func TestAttemptStartsAfterTheTokenItWaitedFor(t *testing.T) {
+	type span struct {
+		start time.Time
+		took  time.Duration
+	}
+	var mu sync.Mutex
+	spans := map[Op]span{}
+	var clk *fakeClock
+	obs := &Observer{AttemptEnd: func(_ context.Context, r AttemptResult) {
+		mu.Lock()
+		spans[r.Op] = span{r.Start, r.Duration}
+		mu.Unlock()
+		if r.Op == OpToken {
+			clk.Advance(2 * time.Second) // the refresh took 2 s after its answer
+		}
+	}}
+	c, s, fc := setupClock(t, WithObserver(obs))
+	clk = fc
+	s.mux.HandleFunc("/pay/", func(w http.ResponseWriter, r *http.Request) {
+		clk.Advance(3 * time.Second)
+		writeJSON(w, 200, `{"status":"pending","transaction_id":"VP1"}`)
+	})
+	t0 := clk.Now()
+	_, err := c.Pay(context.Background(), &PayRequest{Amount: 500, Phone: "0780000000", Reference: "order-1"})
+	require.NoError(t, err)
+	mu.Lock()
+	defer mu.Unlock()
+	assert.Equal(t, t0, spans[OpToken].start, "the token fetch starts at once")
+	assert.Equal(t, t0.Add(2*time.Second), spans[OpPay].start, "Pay leaves after the token came")
+	assert.Equal(t, 3*time.Second, spans[OpPay].took)
+}
+
+// A ctx whose deadline comes before the window resets is refused at once
+// with ErrRateLimited, on the real clock too: waiting until the deadline
+// would only end in a time-out.
+func TestDeadlineBeforeResetIsRefusedAtOnce(t *testing.T) {
+	c, s := setup(t)
+	reset := time.Now().Add(45 * time.Second).Unix()
+	s.mux.HandleFunc("/transaction/status/", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("X-RateLimit-Limit", "20")
+		w.Header().Set("X-RateLimit-Remaining", "0")
+		w.Header().Set("X-RateLimit-Reset", strconv.FormatInt(reset, 10))
+		writeJSON(w, 200, `{"status":"pending","transaction_id":"VP1"}`)
+	})
+	_, err := c.Status(context.Background(), "VP1") // learns the spent window
+	require.NoError(t, err)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	_, err = c.Status(ctx, "VP1")
+	require.ErrorIs(t, err, ErrRateLimited)
+	assert.NotErrorIs(t, err, context.DeadlineExceeded, "refused, not timed out")
+	assert.NoError(t, ctx.Err(), "refused before the deadline")
 }
