@@ -32,6 +32,7 @@ func TestPayRefusesNULInMetadata(t *testing.T) {
 		{"NUL in a value", map[string]string{"cart": "77\x00"}, `PayRequest.Metadata["cart"]`},
 		{"NUL alone", map[string]string{"k": "\x00"}, `PayRequest.Metadata["k"]`},
 		{"NUL in a key", map[string]string{"ca\x00rt": "77"}, `PayRequest.Metadata["ca\x00rt"]`},
+		{"NUL first in a key", map[string]string{"\x00cart": "77"}, `PayRequest.Metadata["\x00cart"]`},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			req := &PayRequest{Amount: 100, Phone: "0780000000", Metadata: tt.meta}
