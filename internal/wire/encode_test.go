@@ -8,8 +8,10 @@ import (
 // FuzzPayRequestJSON holds AppendJSON to json.Marshal's bytes, whatever
 // the strings hold: escapes, HTML characters, invalid UTF-8, U+2028.
 func FuzzPayRequestJSON(f *testing.F) {
-	for _, s := range []string{"", "Order 1", "a\"b\\c", "<a&b>", "\x00\x01\b\f\n\r\t\x1f\x7f", "\xff\xfe", "\u2028\u2029", "é€😀", "a\xc3"} {
-		f.Add(int64(1500), s, s, s, true, 2)
+	for i, s := range []string{"", "Order 1", "a\"b\\c", "<a&b>", "\x00\x01\b\f\n\r\t\x1f\x20\x7f", "\xff\xfe", "\x80", "\u2028\u2029", "é€😀", "a\xc3"} {
+		for shape := range 8 {
+			f.Add(int64(1500+i), s, s, s, shape%2 == 0, shape)
+		}
 	}
 	f.Fuzz(func(t *testing.T, amount int64, s1, s2, s3 string, receipt bool, shape int) {
 		r := PayRequest{Amount: amount, Currency: s1, PaymentMethod: s2, ExternalID: s3}
