@@ -35,6 +35,15 @@ func TestOnlyPayCanHaveAnUnknownOutcome(t *testing.T) {
 			defer conn.Close()
 			_, _ = io.WriteString(conn, "HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{\"status\":\"err")
 		},
+		"2xx cut short": func(w http.ResponseWriter, _ *http.Request) {
+			// A success the server began to send: it acted.
+			conn, _, err := w.(http.Hijacker).Hijack()
+			if err != nil {
+				panic(err)
+			}
+			defer conn.Close()
+			_, _ = io.WriteString(conn, "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{\"transaction_id\":\"VP1\",\"sta")
+		},
 		"2xx that does not decode": func(w http.ResponseWriter, _ *http.Request) {
 			writeJSON(w, 200, `{"transaction_id":"VP1","amount":"12.50","link_id":"l","active":"perhaps"}`)
 		},
@@ -71,5 +80,24 @@ func TestOnlyPayCanHaveAnUnknownOutcome(t *testing.T) {
 				assert.False(t, e.OutcomeUnknown)
 			})
 		}
+	}
+}
+
+// A 2xx body that says it is an error is one, however the server spells
+// "error": V-Pay's documentation shows it lower case, its servers are not
+// bound by that.
+func TestErrorBodyIsAnErrorInAnyCase(t *testing.T) {
+	for _, status := range []string{"error", "Error", "ERROR", " error "} {
+		t.Run(status, func(t *testing.T) {
+			c, s := setup(t, WithMaxRetries(0))
+			s.mux.HandleFunc("/transaction/status/", func(w http.ResponseWriter, _ *http.Request) {
+				writeJSON(w, 200, `{"status":"`+status+`","message":"no such transaction"}`)
+			})
+			tx, err := c.Status(context.Background(), "VP1")
+			require.Error(t, err, "got %+v", tx)
+			var e *Error
+			require.ErrorAs(t, err, &e)
+			assert.Equal(t, "no such transaction", e.Message)
+		})
 	}
 }

@@ -103,6 +103,7 @@ func TestPayValidation(t *testing.T) {
 		{"bad email", func(r *PayRequest) { r.PayerEmail = "aline at example" }, "PayerEmail", nil},
 		{"relative callback", func(r *PayRequest) { r.CallbackURL = "/hooks" }, "CallbackURL", nil},
 		{"ftp callback", func(r *PayRequest) { r.CallbackURL = "ftp://shop.rw/h" }, "CallbackURL", nil},
+		{"callback without a host", func(r *PayRequest) { r.CallbackURL = "https:///hooks" }, "CallbackURL", nil},
 		{"empty metadata key", func(r *PayRequest) { r.Metadata = map[string]string{"": "x"} }, "Metadata", nil},
 	}
 	httpmock.Activate(t)

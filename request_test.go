@@ -227,32 +227,51 @@ func (c *countingClock) Now() time.Time { c.reads.Add(1); return time.Now() }
 // A call that waits for nothing reads the clock twice: once before it is
 // sent (the token's validity, the limiter, the attempt's start) and once
 // when the answer comes (the rate-limit headers). Each reading costs tens
-// of nanoseconds on the path every payment takes.
+// of nanoseconds on the path every payment takes. An observer adds one
+// reading for the operation's start, one for its end and one for the
+// attempt's end; the attempt's start is the call's own reading.
 func TestACallThatWaitsForNothingReadsTheClockTwice(t *testing.T) {
-	clk := &countingClock{}
-	c, s := setup(t, withClock(clk))
-	s.mux.HandleFunc("/pay/", func(w http.ResponseWriter, r *http.Request) {
-		writeJSON(w, 200, `{"status":"pending","transaction_id":"VP1"}`)
-	})
-	s.mux.HandleFunc("/transaction/status/", func(w http.ResponseWriter, r *http.Request) {
-		writeJSON(w, 200, `{"status":"successful","transaction_id":"VP1"}`)
-	})
-	ctx := context.Background()
-	_, err := c.Token(ctx) // the token fetch is not what is counted
-	require.NoError(t, err)
-	for _, call := range []struct {
-		name string
-		do   func() error
+	full := &Observer{
+		OperationStart: func(ctx context.Context, _ Operation) context.Context { return ctx },
+		OperationEnd:   func(context.Context, OperationResult) {},
+		AttemptStart:   func(ctx context.Context, _ Attempt) context.Context { return ctx },
+		AttemptEnd:     func(context.Context, AttemptResult) {},
+	}
+	for _, tt := range []struct {
+		name  string
+		opts  []Option
+		reads int64
 	}{
-		{"Pay", func() error {
-			_, err := c.Pay(ctx, &PayRequest{Amount: 500, Phone: "0780000000", Reference: "order-1"})
-			return err
-		}},
-		{"Status", func() error { _, err := c.Status(ctx, "VP1"); return err }},
+		{"no observer", nil, 2},
+		{"observer", []Option{WithObserver(full)}, 5},
 	} {
-		before := clk.reads.Load()
-		require.NoError(t, call.do(), call.name)
-		assert.EqualValues(t, 2, clk.reads.Load()-before, "%s: clock readings", call.name)
+		t.Run(tt.name, func(t *testing.T) {
+			clk := &countingClock{}
+			c, s := setup(t, append([]Option{withClock(clk)}, tt.opts...)...)
+			s.mux.HandleFunc("/pay/", func(w http.ResponseWriter, r *http.Request) {
+				writeJSON(w, 200, `{"status":"pending","transaction_id":"VP1"}`)
+			})
+			s.mux.HandleFunc("/transaction/status/", func(w http.ResponseWriter, r *http.Request) {
+				writeJSON(w, 200, `{"status":"successful","transaction_id":"VP1"}`)
+			})
+			ctx := context.Background()
+			_, err := c.Token(ctx) // the token fetch is not what is counted
+			require.NoError(t, err)
+			for _, call := range []struct {
+				name string
+				do   func() error
+			}{
+				{"Pay", func() error {
+					_, err := c.Pay(ctx, &PayRequest{Amount: 500, Phone: "0780000000", Reference: "order-1"})
+					return err
+				}},
+				{"Status", func() error { _, err := c.Status(ctx, "VP1"); return err }},
+			} {
+				before := clk.reads.Load()
+				require.NoError(t, call.do(), call.name)
+				assert.Equal(t, tt.reads, clk.reads.Load()-before, "%s: clock readings", call.name)
+			}
+		})
 	}
 }
 
@@ -311,4 +330,45 @@ func TestDeadlineBeforeResetIsRefusedAtOnce(t *testing.T) {
 	require.ErrorIs(t, err, ErrRateLimited)
 	assert.NotErrorIs(t, err, context.DeadlineExceeded, "refused, not timed out")
 	assert.NoError(t, ctx.Err(), "refused before the deadline")
+}
+
+// oversleepingClock is the fake clock whose waits overrun by a second, as
+// a real timer's can on a busy machine.
+type oversleepingClock struct{ *fakeClock }
+
+func (o oversleepingClock) SleepOrWake(ctx context.Context, d time.Duration, wake <-chan struct{}) error {
+	err := o.fakeClock.SleepOrWake(ctx, d, wake)
+	o.Advance(time.Second)
+	return err
+}
+
+// After a wait for the window, the call reads the clock again: the wait
+// may have been cut short by an answer or overrun, so "before + the wait
+// it was told" is not when the request leaves.
+func TestAttemptAfterAWaitStartsWhenItLeaves(t *testing.T) {
+	clk := oversleepingClock{newFakeClock()}
+	var starts []time.Time
+	obs := &Observer{AttemptStart: func(ctx context.Context, a Attempt) context.Context {
+		if a.Op == OpStatus {
+			starts = append(starts, a.Start)
+		}
+		return ctx
+	}}
+	c, s := setup(t, withClock(clk), WithObserver(obs))
+	s.now = clk.Now
+	var arrivals []time.Time
+	s.mux.HandleFunc("/transaction/status/", func(w http.ResponseWriter, r *http.Request) {
+		arrivals = append(arrivals, clk.Now())
+		w.Header().Set("X-RateLimit-Limit", "20")
+		w.Header().Set("X-RateLimit-Remaining", "0")
+		w.Header().Set("X-RateLimit-Reset", strconv.FormatInt(clk.Now().Add(5*time.Second).Unix(), 10))
+		writeJSON(w, 200, `{"status":"pending","transaction_id":"VP1"}`)
+	})
+	for range 2 { // the second waits for the window the first announced spent
+		_, err := c.Status(context.Background(), "VP1")
+		require.NoError(t, err)
+	}
+	require.Len(t, starts, 2)
+	assert.Equal(t, arrivals, starts, "each attempt starts when it leaves")
+	assert.Greater(t, starts[1].Sub(starts[0]), 5*time.Second, "the second waited, and overslept")
 }
