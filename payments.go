@@ -273,7 +273,7 @@ func NormalizePhone(s string) (string, Network, error) {
 	case '2', '3':
 		network = NetworkAirtel
 	default:
-		return "", "", invalid("PayRequest.Phone", ErrInvalidPhone, "%s is on no mobile money network (MTN 078/079, Airtel 072/073)", d)
+		return "", "", invalid("PayRequest.Phone", ErrInvalidPhone, "%s is on no mobile money network (MTN 078/079, Airtel 072/073)", string(d))
 	}
 	if trimmed == string(d) {
 		return trimmed, network, nil

@@ -55,3 +55,15 @@ func FuzzNormalizePhone(f *testing.F) {
 		}
 	})
 }
+
+// A number already in the canonical form costs Pay no allocation: it is
+// returned as given.
+func TestNormalizePhoneKeepsACanonicalNumber(t *testing.T) {
+	for _, s := range []string{"0781234567", " 0791234567 ", "0721234567"} {
+		var got string
+		allocs := testing.AllocsPerRun(100, func() { got, _, _ = NormalizePhone(s) })
+		if got != strings.TrimSpace(s) || allocs != 0 {
+			t.Errorf("NormalizePhone(%q) = %q with %.0f allocations; want %q with none", s, got, allocs, strings.TrimSpace(s))
+		}
+	}
+}
