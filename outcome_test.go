@@ -25,25 +25,11 @@ func TestOnlyPayCanHaveAnUnknownOutcome(t *testing.T) {
 		"NETWORK_ERROR": func(w http.ResponseWriter, _ *http.Request) {
 			writeJSON(w, 502, `{"status":"error","error_code":"NETWORK_ERROR","message":"retry"}`)
 		},
-		"5xx cut short": func(w http.ResponseWriter, _ *http.Request) {
-			// The header promises more body than arrives: the server
-			// failed while it answered, after it may have acted.
-			conn, _, err := w.(http.Hijacker).Hijack()
-			if err != nil {
-				panic(err)
-			}
-			defer conn.Close()
-			_, _ = io.WriteString(conn, "HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{\"status\":\"err")
-		},
-		"2xx cut short": func(w http.ResponseWriter, _ *http.Request) {
-			// A success the server began to send: it acted.
-			conn, _, err := w.(http.Hijacker).Hijack()
-			if err != nil {
-				panic(err)
-			}
-			defer conn.Close()
-			_, _ = io.WriteString(conn, "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{\"transaction_id\":\"VP1\",\"sta")
-		},
+		// The header promises more body than arrives: the server failed
+		// while it answered, after it may have acted.
+		"5xx cut short": cutShort("503 Service Unavailable", `{"status":"err`),
+		// A success the server began to send: it acted.
+		"2xx cut short": cutShort("200 OK", `{"transaction_id":"VP1","sta`),
 		"2xx that does not decode": func(w http.ResponseWriter, _ *http.Request) {
 			writeJSON(w, 200, `{"transaction_id":"VP1","amount":"12.50","link_id":"l","active":"perhaps"}`)
 		},
@@ -99,5 +85,18 @@ func TestErrorBodyIsAnErrorInAnyCase(t *testing.T) {
 			require.ErrorAs(t, err, &e)
 			assert.Equal(t, "no such transaction", e.Message)
 		})
+	}
+}
+
+// cutShort answers with status and the start of body, then closes the
+// connection before the 100 bytes its Content-Length promised.
+func cutShort(status, body string) http.HandlerFunc {
+	return func(w http.ResponseWriter, _ *http.Request) {
+		conn, _, err := w.(http.Hijacker).Hijack()
+		if err != nil {
+			panic(err)
+		}
+		defer conn.Close()
+		_, _ = io.WriteString(conn, "HTTP/1.1 "+status+"\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n"+body)
 	}
 }

@@ -226,37 +226,47 @@ func median(xs []float64) float64 {
 	return s[len(s)/2]
 }
 
-// BenchmarkOverhead: 15 interleaved rounds of 2,000 calls per side, the
-// order alternating; reports the median sdk/raw ratio of time and of
-// allocations per call, and each side's median time.
+// rounds is what interleaved rounds of sdk and raw measured: per round,
+// the time and allocation ratios and each side's time and allocations.
+type rounds struct{ timeRatio, allocRatio, sdkTime, rawTime, sdkAllocs, rawAllocs []float64 }
+
+// interleave runs k rounds of n calls per side, the order alternating, so
+// that the machine's noise hits both sides of a round alike.
+func interleave(b *testing.B, k, n int, sdk, raw func(context.Context) error) rounds {
+	var r rounds
+	for range b.N {
+		for i := range k {
+			var sd, rd time.Duration
+			var sa, ra float64
+			if i%2 == 0 {
+				sd, sa = measure(b, n, sdk)
+				rd, ra = measure(b, n, raw)
+			} else {
+				rd, ra = measure(b, n, raw)
+				sd, sa = measure(b, n, sdk)
+			}
+			r.timeRatio, r.allocRatio = append(r.timeRatio, float64(sd)/float64(rd)), append(r.allocRatio, sa/ra)
+			r.sdkTime, r.rawTime = append(r.sdkTime, float64(sd)), append(r.rawTime, float64(rd))
+			r.sdkAllocs, r.rawAllocs = append(r.sdkAllocs, sa), append(r.rawAllocs, ra)
+		}
+	}
+	return r
+}
+
+// BenchmarkOverhead: 15 interleaved rounds of 2,000 calls per side;
+// reports the median sdk/raw ratio of time and of allocations per call,
+// and each side's median time.
 func BenchmarkOverhead(b *testing.B) {
 	for _, endpoint := range []string{"Status", "Pay"} {
 		b.Run(endpoint, func(b *testing.B) {
 			sdk, raw := benchPair(b, endpoint)
 			measure(b, 500, sdk) // warm up: token, connections
 			measure(b, 500, raw)
-			const rounds, n = 15, 2000
-			var tr, ar, ts, tw []float64
-			for range b.N {
-				for i := range rounds {
-					var sd, rd time.Duration
-					var sa, ra float64
-					if i%2 == 0 {
-						sd, sa = measure(b, n, sdk)
-						rd, ra = measure(b, n, raw)
-					} else {
-						rd, ra = measure(b, n, raw)
-						sd, sa = measure(b, n, sdk)
-					}
-					tr = append(tr, float64(sd)/float64(rd))
-					ar = append(ar, sa/ra)
-					ts, tw = append(ts, float64(sd)), append(tw, float64(rd))
-				}
-			}
-			b.ReportMetric(median(tr), "time-ratio")
-			b.ReportMetric(median(ar), "alloc-ratio")
-			b.ReportMetric(median(ts)/1e3, "sdk-µs/op")
-			b.ReportMetric(median(tw)/1e3, "raw-µs/op")
+			r := interleave(b, 15, 2000, sdk, raw)
+			b.ReportMetric(median(r.timeRatio), "time-ratio")
+			b.ReportMetric(median(r.allocRatio), "alloc-ratio")
+			b.ReportMetric(median(r.sdkTime)/1e3, "sdk-µs/op")
+			b.ReportMetric(median(r.rawTime)/1e3, "raw-µs/op")
 		})
 	}
 }
@@ -357,30 +367,13 @@ func BenchmarkClientCost(b *testing.B) {
 			}
 			measure(b, 1000, sdk)
 			measure(b, 1000, raw)
-			const rounds, n = 15, 5000
-			var tr, ar, ts, tw, as, aw []float64
-			for range b.N {
-				for i := range rounds {
-					var sd, rd time.Duration
-					var sa, ra float64
-					if i%2 == 0 {
-						sd, sa = measure(b, n, sdk)
-						rd, ra = measure(b, n, raw)
-					} else {
-						rd, ra = measure(b, n, raw)
-						sd, sa = measure(b, n, sdk)
-					}
-					tr, ar = append(tr, float64(sd)/float64(rd)), append(ar, sa/ra)
-					ts, tw = append(ts, float64(sd)), append(tw, float64(rd))
-					as, aw = append(as, sa), append(aw, ra)
-				}
-			}
-			b.ReportMetric(median(tr), "time-ratio")
-			b.ReportMetric(median(ar), "alloc-ratio")
-			b.ReportMetric(median(ts), "sdk-ns/op")
-			b.ReportMetric(median(tw), "raw-ns/op")
-			b.ReportMetric(median(as), "sdk-allocs/op")
-			b.ReportMetric(median(aw), "raw-allocs/op")
+			r := interleave(b, 15, 5000, sdk, raw)
+			b.ReportMetric(median(r.timeRatio), "time-ratio")
+			b.ReportMetric(median(r.allocRatio), "alloc-ratio")
+			b.ReportMetric(median(r.sdkTime), "sdk-ns/op")
+			b.ReportMetric(median(r.rawTime), "raw-ns/op")
+			b.ReportMetric(median(r.sdkAllocs), "sdk-allocs/op")
+			b.ReportMetric(median(r.rawAllocs), "raw-allocs/op")
 		})
 	}
 }
