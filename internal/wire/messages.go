@@ -101,6 +101,13 @@ func Decode(body []byte, v any) error {
 	return json.Unmarshal(body, v)
 }
 
+// DecodeTransaction is Decode for a Transaction, where the caller knows
+// the type: t does not escape through an any, so it can live on the
+// caller's stack (ParseEvent's does, once per webhook).
+func DecodeTransaction(body []byte, t *Transaction) error {
+	return t.decode(body)
+}
+
 // plainTransaction is a Transaction as the documentation shows it: every
 // field a string, the amount a number or a decimal string. encoding/json
 // decodes it without calling a method per field, which is most of the cost
@@ -135,9 +142,19 @@ type plainTransaction struct {
 
 // decode reads body into t: the plain shape when it fits, the lenient
 // types otherwise. Both agree on every body the plain shape accepts.
+//
+// Neither t nor the plain copy escapes on the fast path: encoding/json,
+// which keeps what it is given on the heap, gets a value of its own.
 func (t *Transaction) decode(body []byte) error {
 	var p plainTransaction
-	if decodeFlat(body, &p) || json.Unmarshal(body, &p) == nil {
+	plain := decodeFlat(body, &p)
+	if !plain {
+		q := new(plainTransaction)
+		if plain = json.Unmarshal(body, q) == nil; plain {
+			p = *q
+		}
+	}
+	if plain {
 		var amount int64
 		var took time.Duration
 		var err error
@@ -174,6 +191,8 @@ func (t *Transaction) decode(body []byte) error {
 			return nil
 		}
 	}
-	*t = Transaction{}
-	return json.Unmarshal(body, t)
+	lenient := new(Transaction)
+	err := json.Unmarshal(body, lenient)
+	*t = *lenient
+	return err
 }
