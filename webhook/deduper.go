@@ -81,7 +81,7 @@ var ErrLeaseLost = errors.New("webhook: lease lost")
 // DedupeKey identifies an event for de-duplication: the same transaction in
 // the same status is the same event.
 func DedupeKey(ev *vpay.Event) string {
-	return fmt.Sprintf("%s:%s", ev.Transaction.TransactionID, ev.Transaction.Status)
+	return ev.Transaction.TransactionID + ":" + string(ev.Transaction.Status)
 }
 
 // MemoryDeduper is the default Deduper: a map with a TTL, for one process.
