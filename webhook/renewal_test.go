@@ -1,0 +1,267 @@
+package webhook
+
+import (
+	"context"
+	"encoding/hex"
+	"fmt"
+	"net/http"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/vonsung/vpay-go"
+	"github.com/vonsung/vpay-go/internal/testutil"
+)
+
+// event is a signed body for transaction id, in status successful.
+func event(id string) (body, sig string) {
+	body = fmt.Sprintf(`{"event":"payment.successful","transaction_id":%q,"status":"successful","amount":"240.00","external_id":"TXN_%s"}`, id, id)
+	return body, Sign([]byte(body), secret)
+}
+
+// keyedDeduper is a MemoryDeduper that records every Extend by key, in
+// order with the settling calls, and can hold an Extend until released.
+type keyedDeduper struct {
+	*MemoryDeduper
+	mu       sync.Mutex
+	calls    []string      // "extend KEY", "extended KEY", "complete KEY", "release KEY"
+	settled  []string      // settling calls made while an Extend ran
+	extended chan string   // the key of each renewal, as it returns
+	entered  chan struct{} // an Extend has started (when hold is set)
+	hold     chan struct{} // when not nil, Extend waits for it to close
+	inFlight atomic.Int64  // Extends running now
+}
+
+func newKeyedDeduper() *keyedDeduper {
+	return &keyedDeduper{MemoryDeduper: NewMemoryDeduper(time.Hour), extended: make(chan string, 100), entered: make(chan struct{}, 100)}
+}
+
+func (d *keyedDeduper) record(call string) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.calls = append(d.calls, call)
+}
+
+func (d *keyedDeduper) Extend(ctx context.Context, key, owner string, lease time.Duration) error {
+	d.inFlight.Add(1)
+	d.record("extend " + key)
+	if d.hold != nil {
+		d.entered <- struct{}{}
+		<-d.hold
+	}
+	err := d.MemoryDeduper.Extend(ctx, key, owner, lease)
+	d.record("extended " + key)
+	d.inFlight.Add(-1)
+	d.extended <- key
+	return err
+}
+
+func (d *keyedDeduper) settle(what, key string) {
+	if d.inFlight.Load() > 0 {
+		d.mu.Lock()
+		d.settled = append(d.settled, what+" "+key)
+		d.mu.Unlock()
+	}
+	d.record(what + " " + key)
+}
+
+func (d *keyedDeduper) Complete(ctx context.Context, key, owner string) error {
+	d.settle("complete", key)
+	return d.MemoryDeduper.Complete(ctx, key, owner)
+}
+
+func (d *keyedDeduper) Release(ctx context.Context, key, owner string) error {
+	d.settle("release", key)
+	return d.MemoryDeduper.Release(ctx, key, owner)
+}
+
+func (d *keyedDeduper) log() []string {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return append([]string(nil), d.calls...)
+}
+
+// A fn that returns at once never touches the store to renew: renewal
+// starts only for a fn that outlives a third of its lease.
+func TestHandlerDoesNotRenewForAShortFn(t *testing.T) {
+	d := newKeyedDeduper()
+	h := Handler(secret, func(context.Context, *vpay.Event) error { return nil }, WithDeduper(d))
+	for i := range 20 {
+		body, sig := event(fmt.Sprintf("VP%d", i))
+		require.Equal(t, 200, deliver(h, body, sig).Code)
+	}
+	for _, call := range d.log() {
+		assert.NotContains(t, call, "extend", "a short fn's lease was renewed")
+	}
+}
+
+// Once fn has returned, its lease is never renewed again: a renewal after
+// Complete would be the store's business of another delivery. The second
+// delivery's own renewals are the clock: they come a third of a lease
+// apart, as the first's would, so two of them prove the first's time to
+// renew came and went.
+func TestHandlerStopsRenewingWhenFnReturns(t *testing.T) {
+	d := newKeyedDeduper()
+	renewed := make(chan struct{})
+	h := Handler(secret, func(ctx context.Context, ev *vpay.Event) error {
+		if ev.Transaction.TransactionID == "VP1" {
+			return nil
+		}
+		for range 2 {
+			if !waitKey(t, d.extended, "VP2:successful") {
+				return nil
+			}
+		}
+		close(renewed)
+		return nil
+	}, WithDeduper(d), WithTimeout(3*MinTimeout))
+
+	body, sig := event("VP1")
+	require.Equal(t, 200, deliver(h, body, sig).Code)
+	body, sig = event("VP2")
+	require.Equal(t, 200, deliver(h, body, sig).Code)
+	recv(t, renewed, "two renewals of the second delivery")
+	for _, call := range d.log() {
+		assert.NotContains(t, call, "extend VP1:", "the first delivery's lease was renewed after it settled")
+	}
+}
+
+// waitKey waits for a renewal of key, skipping others.
+func waitKey(t *testing.T, ch <-chan string, key string) bool {
+	t.Helper()
+	deadline := time.After(10 * time.Second)
+	for {
+		select {
+		case k := <-ch:
+			if k == key {
+				return true
+			}
+			t.Errorf("renewal of %s while waiting for %s", k, key)
+		case <-deadline:
+			t.Errorf("timed out waiting for a renewal of %s", key)
+			return false
+		}
+	}
+}
+
+// A renewal still running when fn returns finishes before the event is
+// settled: never Complete and then Extend.
+func TestHandlerSettlesOnlyAfterARenewalInFlight(t *testing.T) {
+	d := newKeyedDeduper()
+	d.hold = make(chan struct{})
+	returned := make(chan struct{})
+	h := Handler(secret, func(ctx context.Context, ev *vpay.Event) error {
+		defer close(returned)
+		testutil.Wait(t, d.entered, "a renewal to start")
+		return nil
+	}, WithDeduper(d), WithTimeout(3*MinTimeout))
+	body, sig := event("VP1")
+	answered := make(chan int, 1)
+	go func() { answered <- deliver(h, body, sig).Code }()
+	recv(t, returned, "fn to return while its renewal is held")
+	select {
+	case <-answered:
+		t.Fatal("answered while a renewal of the event was still running")
+	default:
+	}
+	close(d.hold)
+	assert.Equal(t, 200, recv(t, answered, "the delivery's answer"))
+	assert.Empty(t, d.settled, "settled while a renewal ran")
+	assert.Equal(t, []string{"extend VP1:successful", "extended VP1:successful", "complete VP1:successful"}, d.log())
+}
+
+// A claim whose holder died (no renewal, no settling) frees the event when
+// its lease ends: the next delivery is processed, not answered 409 forever.
+func TestHandlerTakesOverAnExpiredLease(t *testing.T) {
+	now := time.Now()
+	d := NewMemoryDeduper(time.Hour)
+	d.now = func() time.Time { return now }
+	var calls atomic.Int64
+	h := Handler(secret, func(context.Context, *vpay.Event) error {
+		calls.Add(1)
+		return nil
+	}, WithDeduper(d), WithTimeout(time.Minute))
+	body, sig := event("VP1")
+	st, err := d.Claim(context.Background(), "VP1:successful", "crashed replica", time.Minute)
+	require.NoError(t, err)
+	require.Equal(t, Claimed, st)
+
+	now = now.Add(59 * time.Second)
+	assert.Equal(t, http.StatusConflict, deliver(h, body, sig).Code, "the lease still runs")
+	now = now.Add(2 * time.Second)
+	assert.Equal(t, 200, deliver(h, body, sig).Code, "the expired lease is taken over")
+	assert.Equal(t, int64(1), calls.Load())
+	assert.Equal(t, 200, deliver(h, body, sig).Code)
+	assert.Equal(t, int64(1), calls.Load(), "and then done")
+}
+
+// Handler reads bodies into buffers it reuses: an Event fn keeps must not
+// change when the next delivery is read into the same buffer.
+func TestHandlerEventOutlivesItsBuffer(t *testing.T) {
+	var kept []*vpay.Event
+	h := Handler(secret, func(_ context.Context, ev *vpay.Event) error {
+		kept = append(kept, ev)
+		return nil
+	})
+	first, sig := event("VP1")
+	require.Equal(t, 200, deliver(h, first, sig).Code)
+	for i := 2; i < 10; i++ {
+		body, sig := event(fmt.Sprintf("VQ%d", i)) // as long as the first
+		require.Equal(t, 200, deliver(h, body, sig).Code)
+	}
+	require.Len(t, kept, 9)
+	assert.Equal(t, first, string(kept[0].Raw))
+	assert.Equal(t, "VP1", kept[0].Transaction.TransactionID)
+	assert.Equal(t, "TXN_VP1", kept[0].Transaction.Reference)
+	assert.Equal(t, vpay.EventPaymentSuccessful, kept[0].Type)
+}
+
+// ParseEvent keeps nothing of the payload it is given: the caller may
+// reuse it (Handler does).
+func TestParseEventCopiesThePayload(t *testing.T) {
+	body, _ := event("VP1")
+	buf := []byte(body)
+	ev, err := vpay.ParseEvent(buf)
+	require.NoError(t, err)
+	for i := range buf {
+		buf[i] = 'x'
+	}
+	assert.Equal(t, body, string(ev.Raw))
+	assert.Equal(t, "VP1", ev.Transaction.TransactionID)
+	assert.Equal(t, "TXN_VP1", ev.Transaction.Reference)
+	assert.Equal(t, int64(240), ev.Transaction.Amount)
+}
+
+// The handler reads the signature from the header map under net/http's
+// canonical form of SignatureHeader.
+func TestSignatureKeyIsCanonical(t *testing.T) {
+	assert.Equal(t, http.CanonicalHeaderKey(SignatureHeader), signatureKey)
+}
+
+// decodeSignature reads hex exactly as encoding/hex does, in either case,
+// at every position.
+func TestDecodeSignatureIsHex(t *testing.T) {
+	base := strings.Repeat("0", 64)
+	for _, pos := range []int{0, 1, 62, 63} {
+		for c := range 256 {
+			s := base[:pos] + string(rune(c)) + base[pos+1:]
+			if len(s) != 64 {
+				continue // a multi-byte rune: not a signature's length
+			}
+			want, werr := hex.DecodeString(s)
+			got, err := decodeSignature(s)
+			if (werr == nil) != (err == nil) {
+				t.Errorf("%q: decodeSignature error %v, encoding/hex error %v", s, err, werr)
+				continue
+			}
+			if err == nil {
+				assert.Equal(t, want, got[:], "%q", s)
+			}
+		}
+	}
+}
