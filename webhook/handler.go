@@ -14,6 +14,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/vonsung/vpay-go"
@@ -175,6 +176,9 @@ type handler struct {
 
 	macs   sync.Pool // *macSet keyed with secrets
 	bodies sync.Pool // *bytes.Buffer a body is read into
+
+	id         string        // random, the first part of every owner id
+	deliveries atomic.Uint64 // claims made, the second part
 }
 
 // maxPooledBody is the largest body buffer kept for the next delivery: a
@@ -237,6 +241,7 @@ func Handler(secret string, fn func(context.Context, *vpay.Event) error, opts ..
 	if h.dedupe == nil {
 		h.dedupe = NewMemoryDeduper(DefaultDedupeTTL)
 	}
+	h.id = newHandlerID()
 	h.macs.New = func() any { return newMACSet(h.secrets) }
 	h.bodies.New = func() any { return new(bytes.Buffer) }
 	return h
@@ -277,7 +282,7 @@ func (h *handler) serve(w http.ResponseWriter, r *http.Request, d *Delivery) {
 	}
 	d.EventType, d.Status = ev.Type, ev.Transaction.Status
 	d.TransactionID, d.Reference = ev.Transaction.TransactionID, ev.Transaction.Reference
-	key, owner := DedupeKey(ev), newOwner()
+	key, owner := DedupeKey(ev), h.newOwner()
 	state, err := h.dedupe.Claim(ctx, key, owner, h.timeout)
 	if err != nil {
 		// The store cannot say whether the event was processed, or hold it
@@ -472,8 +477,19 @@ func (l *lease) stop() (lost bool) {
 	return l.lost
 }
 
-// newOwner returns a random id for one delivery's claim.
-func newOwner() string {
+// newOwner returns an id for one delivery's claim, unique among every
+// delivery that may share the Deduper: the handler's random id (other
+// handlers and replicas draw their own) and a count of its deliveries.
+// One read of the system's randomness per handler, not per delivery.
+func (h *handler) newOwner() string {
+	var b [64]byte
+	id := append(b[:0], h.id...)
+	id = append(id, '-')
+	return string(strconv.AppendUint(id, h.deliveries.Add(1), 36))
+}
+
+// newHandlerID is a handler's random part of its owners' ids.
+func newHandlerID() string {
 	var b [12]byte
 	_, _ = rand.Read(b[:])
 	return hex.EncodeToString(b[:])

@@ -265,3 +265,19 @@ func TestDecodeSignatureIsHex(t *testing.T) {
 		}
 	}
 }
+
+// Every claim has its own owner, across handlers (replicas sharing a
+// store) too: a stale delivery's Release or Extend must never pass for
+// another's.
+func TestOwnersAreUnique(t *testing.T) {
+	fn := func(context.Context, *vpay.Event) error { return nil }
+	seen := make(map[string]bool)
+	for range 2 {
+		h := Handler(secret, fn).(*handler)
+		for range 1000 {
+			o := h.newOwner()
+			require.False(t, seen[o], "owner %s given twice", o)
+			seen[o] = true
+		}
+	}
+}
