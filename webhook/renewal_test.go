@@ -5,6 +5,8 @@ import (
 	"encoding/hex"
 	"fmt"
 	"net/http"
+	"net/http/httptest"
+	"runtime"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -35,6 +37,7 @@ type keyedDeduper struct {
 	entered  chan struct{} // an Extend has started (when hold is set)
 	hold     chan struct{} // when not nil, Extend waits for it to close
 	inFlight atomic.Int64  // Extends running now
+	lose     sync.Map      // keys whose Extend says ErrLeaseLost
 }
 
 func newKeyedDeduper() *keyedDeduper {
@@ -55,6 +58,9 @@ func (d *keyedDeduper) Extend(ctx context.Context, key, owner string, lease time
 		<-d.hold
 	}
 	err := d.MemoryDeduper.Extend(ctx, key, owner, lease)
+	if _, lost := d.lose.Load(key); lost {
+		err = ErrLeaseLost
+	}
 	d.record("extended " + key)
 	d.inFlight.Add(-1)
 	d.extended <- key
@@ -90,7 +96,13 @@ func (d *keyedDeduper) log() []string {
 // starts only for a fn that outlives a third of its lease.
 func TestHandlerDoesNotRenewForAShortFn(t *testing.T) {
 	d := newKeyedDeduper()
-	h := Handler(secret, func(context.Context, *vpay.Event) error { return nil }, WithDeduper(d))
+	h := Handler(secret, func(context.Context, *vpay.Event) error {
+		// Some work: the scheduler runs whatever timer is due meanwhile.
+		for range 100 {
+			runtime.Gosched()
+		}
+		return nil
+	}, WithDeduper(d))
 	for i := range 20 {
 		body, sig := event(fmt.Sprintf("VP%d", i))
 		require.Equal(t, 200, deliver(h, body, sig).Code)
@@ -279,5 +291,65 @@ func TestOwnersAreUnique(t *testing.T) {
 			require.False(t, seen[o], "owner %s given twice", o)
 			seen[o] = true
 		}
+	}
+}
+
+// Once a renewal finds the lease lost, the lease is never renewed again,
+// even while a fn that ignores its ctx goes on: the event is another
+// delivery's now. A second delivery's renewals are the clock.
+func TestHandlerDoesNotRenewALostLease(t *testing.T) {
+	d := newKeyedDeduper()
+	d.lose.Store("VP1:successful", true)
+	lostSeen, done := make(chan struct{}), make(chan struct{})
+	h := Handler(secret, func(ctx context.Context, ev *vpay.Event) error {
+		if ev.Transaction.TransactionID == "VP1" {
+			testutil.Wait(t, ctx.Done(), "the lost lease to end fn's ctx")
+			close(lostSeen)
+			testutil.Wait(t, done, "the other delivery's renewals")
+			return nil // ignores its ctx: must still not be acknowledged
+		}
+		for range 3 {
+			if !waitKey(t, d.extended, "VP2:successful") {
+				break
+			}
+		}
+		close(done)
+		return nil
+	}, WithDeduper(d), WithTimeout(3*MinTimeout))
+
+	first := make(chan int, 1)
+	body, sig := event("VP1")
+	go func() { first <- deliver(h, body, sig).Code }()
+	recv(t, lostSeen, "fn of the event whose lease was lost")
+	assert.Equal(t, "VP1:successful", recv(t, d.extended, "the renewal that found the lease lost"))
+	body, sig = event("VP2")
+	assert.Equal(t, 200, deliver(h, body, sig).Code)
+	assert.Equal(t, http.StatusInternalServerError, recv(t, first, "the first delivery's answer"))
+	n := 0
+	for _, call := range d.log() {
+		if call == "extend VP1:successful" {
+			n++
+		}
+	}
+	assert.Equal(t, 1, n, "renewals of the lost lease: %v", d.log())
+}
+
+// Two signature headers: the first is the signature, as Header.Get reads
+// it (a proxy that appends its own cannot replace V-Pay's).
+func TestHandlerReadsTheFirstSignatureHeader(t *testing.T) {
+	h := Handler(secret, func(context.Context, *vpay.Event) error { return nil })
+	body, sig := event("VP1")
+	for _, tt := range []struct {
+		sigs []string
+		code int
+	}{
+		{[]string{sig, strings.Repeat("0", 64)}, 200},
+		{[]string{strings.Repeat("0", 64), sig}, 401},
+	} {
+		r := httptest.NewRequest(http.MethodPost, "/webhooks/vpay", strings.NewReader(body))
+		r.Header[signatureKey] = tt.sigs
+		w := httptest.NewRecorder()
+		h.ServeHTTP(w, r)
+		assert.Equal(t, tt.code, w.Code, "signatures %v", tt.sigs)
 	}
 }
