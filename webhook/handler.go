@@ -449,6 +449,7 @@ func (l *lease) renew() {
 	if l.done {
 		return
 	}
+	started := time.Now()
 	err := l.h.dedupe.Extend(l.bg, l.key, l.owner, l.h.timeout)
 	if errors.Is(err, ErrLeaseLost) {
 		l.h.log.WarnContext(l.ctx, "vpay webhook: lost the lease on an event in progress; stopping fn, not acknowledging",
@@ -463,7 +464,9 @@ func (l *lease) renew() {
 		l.h.log.WarnContext(l.ctx, "vpay webhook: cannot renew the lease on an event in progress",
 			slog.String("key", l.key), slog.String("error", err.Error()))
 	}
-	l.timer.Reset(l.h.timeout / 3)
+	// Every third of the lease from this renewal's start, as a ticker
+	// would: a slow store does not stretch the gap between renewals.
+	l.timer.Reset(max(0, l.h.timeout/3-time.Since(started)))
 }
 
 // stop ends the renewals, after the one running (if any) has finished, so

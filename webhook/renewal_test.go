@@ -353,3 +353,35 @@ func TestHandlerReadsTheFirstSignatureHeader(t *testing.T) {
 		assert.Equal(t, tt.code, w.Code, "signatures %v", tt.sigs)
 	}
 }
+
+// slowDeduper's renewals take a while, as a store under load answers.
+type slowDeduper struct {
+	*MemoryDeduper
+	took     time.Duration
+	extended chan error
+}
+
+func (d *slowDeduper) Extend(ctx context.Context, key, owner string, lease time.Duration) error {
+	time.Sleep(d.took) // the store's work, not a wait for the test
+	err := d.MemoryDeduper.Extend(ctx, key, owner, lease)
+	d.extended <- err
+	return err
+}
+
+// Renewals come every third of the lease from the start of the last one,
+// as a ticker's would: a store that takes longer than that to answer does
+// not add its time to the gap, which would let the lease end between two
+// renewals.
+func TestHandlerRenewalCadenceIgnoresASlowStore(t *testing.T) {
+	d := &slowDeduper{MemoryDeduper: NewMemoryDeduper(time.Hour), took: 3 * MinTimeout, extended: make(chan error, 10)}
+	h := Handler(secret, func(ctx context.Context, _ *vpay.Event) error {
+		for range 3 {
+			if err := recv(t, d.extended, "a renewal"); err != nil {
+				return err
+			}
+		}
+		return nil
+	}, WithDeduper(d), WithTimeout(6*MinTimeout)) // a renewal takes 1.5 times the gap between two
+	body, sig := event("VP1")
+	assert.Equal(t, 200, deliver(h, body, sig).Code, "the lease ended between two renewals")
+}
