@@ -1,6 +1,7 @@
 package webhook
 
 import (
+	"bytes"
 	"context"
 	"encoding/hex"
 	"fmt"
@@ -384,4 +385,16 @@ func TestHandlerRenewalCadenceIgnoresASlowStore(t *testing.T) {
 	}, WithDeduper(d), WithTimeout(6*MinTimeout)) // a renewal takes 1.5 times the gap between two
 	body, sig := event("VP1")
 	assert.Equal(t, 200, deliver(h, body, sig).Code, "the lease ended between two renewals")
+}
+
+// A body buffer that grew past maxPooledBody is dropped after its
+// delivery, not kept: one large body must not pin its memory for good.
+// (sync.Pool may drop what it is given, under -race at random: the pool
+// can come back empty, never with the large buffer.)
+func TestHandlerDoesNotPoolALargeBodyBuffer(t *testing.T) {
+	h := Handler(secret, func(context.Context, *vpay.Event) error { return nil }, WithMaxBodyBytes(DefaultMaxBodyBytes)).(*handler)
+	big := `{"transaction_id":"VP1","status":"successful","pad":"` + strings.Repeat("x", 2*maxPooledBody) + `"}`
+	require.Equal(t, 200, deliver(h, big, Sign([]byte(big), secret)).Code)
+	buf := h.bodies.Get().(*bytes.Buffer)
+	assert.LessOrEqual(t, buf.Cap(), maxPooledBody, "the large body's buffer went back to the pool")
 }

@@ -126,12 +126,13 @@ func decodeSignature(s string) ([sha256.Size]byte, error) {
 // fromHex is a hex digit's value, in either case: encoding/hex's rule,
 // without the copy of the header that hex.Decode needs.
 func fromHex(c byte) (byte, bool) {
-	switch {
-	case '0' <= c && c <= '9':
+	if '0' <= c && c <= '9' {
 		return c - '0', true
-	case 'a' <= c && c <= 'f':
+	}
+	if 'a' <= c && c <= 'f' {
 		return c - 'a' + 10, true
-	case 'A' <= c && c <= 'F':
+	}
+	if 'A' <= c && c <= 'F' {
 		return c - 'A' + 10, true
 	}
 	return 0, false
