@@ -54,7 +54,7 @@ func ParseEvent(payload []byte) (*Event, error) {
 	// The decoder of every API answer: a body Status accepts, ParseEvent
 	// accepts, and the reverse.
 	var w wire.Transaction
-	if err := wire.Decode(trimmed, &w); err != nil {
+	if err := wire.DecodeTransaction(trimmed, &w); err != nil {
 		return nil, fmt.Errorf("%w: %v", ErrInvalidEvent, err)
 	}
 	t := transactionFromWire(&w)

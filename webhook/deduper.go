@@ -4,7 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"hash/maphash"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/vonsung/vpay-go"
@@ -81,18 +83,28 @@ var ErrLeaseLost = errors.New("webhook: lease lost")
 // DedupeKey identifies an event for de-duplication: the same transaction in
 // the same status is the same event.
 func DedupeKey(ev *vpay.Event) string {
-	return fmt.Sprintf("%s:%s", ev.Transaction.TransactionID, ev.Transaction.Status)
+	return ev.Transaction.TransactionID + ":" + string(ev.Transaction.Status)
 }
 
 // MemoryDeduper is the default Deduper: a map with a TTL, for one process.
 // Behind several replicas, use a shared one (redisstore.NewDeduper).
 type MemoryDeduper struct {
-	ttl time.Duration
-	now func() time.Time
+	ttl  time.Duration
+	now  func() time.Time
+	seed maphash.Seed
 
-	mu    sync.Mutex
-	seen  map[string]claim
-	sweep time.Time
+	nextSweep atomic.Int64 // Unix nanoseconds after which a Claim sweeps
+	shards    [dedupeShards]dedupeShard
+}
+
+// dedupeShards spreads the keys over this many maps, each with its lock: a
+// burst of redeliveries on many connections would otherwise queue on one
+// lock, and a delivery whose goroutine waits there holds its connection.
+const dedupeShards = 32
+
+type dedupeShard struct {
+	mu   sync.Mutex
+	seen map[string]claim
 }
 
 type claim struct {
@@ -106,65 +118,87 @@ func NewMemoryDeduper(ttl time.Duration) *MemoryDeduper {
 	if ttl <= 0 {
 		ttl = DefaultDedupeTTL
 	}
-	return &MemoryDeduper{ttl: ttl, now: time.Now, seen: make(map[string]claim)}
+	d := &MemoryDeduper{ttl: ttl, now: time.Now, seed: maphash.MakeSeed()}
+	for i := range d.shards {
+		d.shards[i].seen = make(map[string]claim)
+	}
+	return d
+}
+
+// shard is key's map, locked; the caller unlocks it.
+func (d *MemoryDeduper) shard(key string) *dedupeShard {
+	s := &d.shards[maphash.String(d.seed, key)%dedupeShards]
+	s.mu.Lock()
+	return s
+}
+
+// sweep drops expired keys now and then, so memory follows the traffic of
+// one TTL, not of the process's life. One Claim sweeps every shard, one
+// lock at a time; the others go on.
+func (d *MemoryDeduper) sweep(now time.Time) {
+	next := d.nextSweep.Load()
+	if now.UnixNano() <= next || !d.nextSweep.CompareAndSwap(next, now.Add(d.ttl/10).UnixNano()) {
+		return
+	}
+	for i := range d.shards {
+		s := &d.shards[i]
+		s.mu.Lock()
+		for k, c := range s.seen {
+			if !now.Before(c.until) {
+				delete(s.seen, k)
+			}
+		}
+		s.mu.Unlock()
+	}
 }
 
 // Claim implements Deduper.
 func (d *MemoryDeduper) Claim(_ context.Context, key, owner string, lease time.Duration) (ClaimState, error) {
 	now := d.now()
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	if now.After(d.sweep) {
-		// Drop expired keys now and then, so memory follows the traffic of
-		// one TTL, not of the process's life.
-		for k, c := range d.seen {
-			if !now.Before(c.until) {
-				delete(d.seen, k)
-			}
-		}
-		d.sweep = now.Add(d.ttl / 10)
-	}
-	if c, ok := d.seen[key]; ok && now.Before(c.until) {
+	d.sweep(now)
+	s := d.shard(key)
+	defer s.mu.Unlock()
+	if c, ok := s.seen[key]; ok && now.Before(c.until) {
 		if c.owner == "" {
 			return Done, nil
 		}
 		return InProgress, nil
 	}
-	d.seen[key] = claim{owner: owner, until: now.Add(lease)}
+	s.seen[key] = claim{owner: owner, until: now.Add(lease)}
 	return Claimed, nil
 }
 
 // Extend implements Deduper.
 func (d *MemoryDeduper) Extend(_ context.Context, key, owner string, lease time.Duration) error {
 	now := d.now()
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	c, ok := d.seen[key]
+	s := d.shard(key)
+	defer s.mu.Unlock()
+	c, ok := s.seen[key]
 	if !ok || c.owner != owner || !now.Before(c.until) {
 		// An expired lease is lost, as a shared store's key expires: any
 		// delivery may have claimed the event since.
 		return ErrLeaseLost
 	}
 	c.until = now.Add(lease)
-	d.seen[key] = c
+	s.seen[key] = c
 	return nil
 }
 
 // Complete implements Deduper.
 func (d *MemoryDeduper) Complete(_ context.Context, key, _ string) error {
 	now := d.now()
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	d.seen[key] = claim{until: now.Add(d.ttl)}
+	s := d.shard(key)
+	defer s.mu.Unlock()
+	s.seen[key] = claim{until: now.Add(d.ttl)}
 	return nil
 }
 
 // Release implements Deduper.
 func (d *MemoryDeduper) Release(_ context.Context, key, owner string) error {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	if c, ok := d.seen[key]; ok && c.owner == owner && owner != "" {
-		delete(d.seen, key)
+	s := d.shard(key)
+	defer s.mu.Unlock()
+	if c, ok := s.seen[key]; ok && c.owner == owner && owner != "" {
+		delete(s.seen, key)
 	}
 	return nil
 }

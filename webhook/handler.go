@@ -13,6 +13,7 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -172,7 +173,21 @@ type handler struct {
 	dedupe  Deduper
 	log     *slog.Logger
 	invalid []string // options refused, for Handler's panic
+
+	macs   sync.Pool // *macSet keyed with secrets
+	bodies sync.Pool // *bytes.Buffer a body is read into
+
+	id         string        // random, the first part of every owner id
+	deliveries atomic.Uint64 // claims made, the second part
 }
+
+// maxPooledBody is the largest body buffer kept for the next delivery: a
+// rare large body must not pin its memory for the life of the process.
+const maxPooledBody = 64 << 10
+
+// signatureKey is SignatureHeader as net/http stores it (canonical form):
+// read straight from the map, not canonicalised again on every delivery.
+const signatureKey = "X-Vpay-Signature"
 
 // String describes the handler without its secrets.
 func (h *handler) String() string {
@@ -226,6 +241,9 @@ func Handler(secret string, fn func(context.Context, *vpay.Event) error, opts ..
 	if h.dedupe == nil {
 		h.dedupe = NewMemoryDeduper(DefaultDedupeTTL)
 	}
+	h.id = newHandlerID()
+	h.macs.New = func() any { return newMACSet(h.secrets) }
+	h.bodies.New = func() any { return new(bytes.Buffer) }
 	return h
 }
 
@@ -258,31 +276,13 @@ func (h *handler) serve(w http.ResponseWriter, r *http.Request, d *Delivery) {
 		return
 	}
 	ctx := r.Context()
-	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, h.maxBody))
-	if err != nil {
-		var tooBig *http.MaxBytesError
-		if errors.As(err, &tooBig) {
-			h.log.WarnContext(ctx, "vpay webhook: body too large", slog.Int64("limit", h.maxBody))
-			refuse(http.StatusRequestEntityTooLarge, "too_large", "payload too large", err)
-			return
-		}
-		refuse(http.StatusBadRequest, "unreadable", "bad request", err)
-		return
-	}
-	if err := verifyAny(body, r.Header.Get(SignatureHeader), h.secrets); err != nil {
-		h.log.WarnContext(ctx, "vpay webhook: refused", slog.String("reason", err.Error()))
-		refuse(http.StatusUnauthorized, "bad_signature", "unauthorized", err)
-		return
-	}
-	ev, err := vpay.ParseEvent(body)
-	if err != nil {
-		h.log.WarnContext(ctx, "vpay webhook: unparsable event", slog.String("error", err.Error()))
-		refuse(http.StatusBadRequest, "unparsable", "bad request", err)
+	ev := h.readEvent(w, r, refuse)
+	if ev == nil {
 		return
 	}
 	d.EventType, d.Status = ev.Type, ev.Transaction.Status
 	d.TransactionID, d.Reference = ev.Transaction.TransactionID, ev.Transaction.Reference
-	key, owner := DedupeKey(ev), newOwner()
+	key, owner := DedupeKey(ev), h.newOwner()
 	state, err := h.dedupe.Claim(ctx, key, owner, h.timeout)
 	if err != nil {
 		// The store cannot say whether the event was processed, or hold it
@@ -325,6 +325,60 @@ func (h *handler) serve(w http.ResponseWriter, r *http.Request, d *Delivery) {
 	w.WriteHeader(http.StatusOK)
 }
 
+// readEvent reads the body under the cap into a pooled buffer, verifies
+// it and parses it; nil when it refused the delivery. The buffer goes back
+// to the pool here: ParseEvent copies what it keeps (Event.Raw, the
+// strings), so nothing of the event points into it.
+func (h *handler) readEvent(w http.ResponseWriter, r *http.Request, refuse func(code int, reason, text string, err error)) *vpay.Event {
+	ctx := r.Context()
+	buf := h.bodies.Get().(*bytes.Buffer)
+	defer func() {
+		if buf.Cap() <= maxPooledBody {
+			buf.Reset()
+			h.bodies.Put(buf)
+		}
+	}()
+	if _, err := buf.ReadFrom(http.MaxBytesReader(w, r.Body, h.maxBody)); err != nil {
+		var tooBig *http.MaxBytesError
+		if errors.As(err, &tooBig) {
+			h.log.WarnContext(ctx, "vpay webhook: body too large", slog.Int64("limit", h.maxBody))
+			refuse(http.StatusRequestEntityTooLarge, "too_large", "payload too large", err)
+			return nil
+		}
+		refuse(http.StatusBadRequest, "unreadable", "bad request", err)
+		return nil
+	}
+	body := buf.Bytes()
+	if err := h.verify(body, r.Header[signatureKey]); err != nil {
+		h.log.WarnContext(ctx, "vpay webhook: refused", slog.String("reason", err.Error()))
+		refuse(http.StatusUnauthorized, "bad_signature", "unauthorized", err)
+		return nil
+	}
+	ev, err := vpay.ParseEvent(body)
+	if err != nil {
+		h.log.WarnContext(ctx, "vpay webhook: unparsable event", slog.String("error", err.Error()))
+		refuse(http.StatusBadRequest, "unparsable", "bad request", err)
+		return nil
+	}
+	return ev
+}
+
+// verify checks the signature header's first value (as Header.Get reads
+// it) with a pooled set of HMACs.
+func (h *handler) verify(body []byte, header []string) error {
+	signature := ""
+	if len(header) > 0 {
+		signature = header[0]
+	}
+	sig, err := decodeSignature(signature)
+	if err != nil {
+		return err
+	}
+	m := h.macs.Get().(*macSet)
+	defer h.macs.Put(m)
+	return m.verify(body, &sig)
+}
+
 // process runs fn on a claimed event under the handler's time limit,
 // renewing the lease every third of its length while fn runs (even past
 // the limit, if fn ignores its ctx: a slow fn must never run twice), and
@@ -333,43 +387,13 @@ func (h *handler) serve(w http.ResponseWriter, r *http.Request, d *Delivery) {
 // the event: fn's ctx is cancelled, and the event is neither completed nor
 // acknowledged.
 func (h *handler) process(ctx context.Context, ev *vpay.Event, key, owner string) (err error) {
-	bg := context.WithoutCancel(ctx) // settling must survive the request's end
 	leaseCtx, loseLease := context.WithCancelCause(ctx)
 	defer loseLease(nil)
-	var lost atomic.Bool
-	stop := make(chan struct{})
-	renewed := make(chan struct{})
-	go func() {
-		defer close(renewed)
-		t := time.NewTicker(h.timeout / 3)
-		defer t.Stop()
-		for {
-			select {
-			case <-stop:
-				return
-			case <-t.C:
-				err := h.dedupe.Extend(bg, key, owner, h.timeout)
-				if errors.Is(err, ErrLeaseLost) {
-					h.log.WarnContext(ctx, "vpay webhook: lost the lease on an event in progress; stopping fn, not acknowledging",
-						slog.String("key", key))
-					lost.Store(true)
-					loseLease(ErrLeaseLost)
-					return
-				}
-				if err != nil {
-					// The store may be back at the next renewal: the lease
-					// still runs until then.
-					h.log.WarnContext(ctx, "vpay webhook: cannot renew the lease on an event in progress",
-						slog.String("key", key), slog.String("error", err.Error()))
-				}
-			}
-		}
-	}()
+	l := &lease{h: h, ctx: ctx, bg: context.WithoutCancel(ctx), key: key, owner: owner, lose: loseLease}
+	l.start()
 	succeeded := false
 	defer func() {
-		close(stop)
-		<-renewed
-		if lost.Load() {
+		if l.stop() {
 			// Not this delivery's event any more: Complete would mark done
 			// what the new holder may still fail, and a 2xx would drop it.
 			if err == nil {
@@ -382,7 +406,7 @@ func (h *handler) process(ctx context.Context, ev *vpay.Event, key, owner string
 			settle, what = h.dedupe.Complete, "complete"
 		}
 		// On a panic this runs before the panic goes on up the stack.
-		if serr := settle(bg, key, owner); serr != nil {
+		if serr := settle(l.bg, key, owner); serr != nil {
 			h.log.WarnContext(ctx, "vpay webhook: cannot "+what+" event", slog.String("key", key), slog.String("error", serr.Error()))
 		}
 	}()
@@ -395,8 +419,80 @@ func (h *handler) process(ctx context.Context, ev *vpay.Event, key, owner string
 	return nil
 }
 
-// newOwner returns a random id for one delivery's claim.
-func newOwner() string {
+// lease renews one delivery's claim every third of the handler's time
+// limit while fn runs. It is one timer, not a goroutine: almost every fn
+// returns long before the first renewal, which then never runs.
+type lease struct {
+	h          *handler
+	ctx        context.Context // the request's, for logs
+	bg         context.Context // the store's: renewing and settling outlive the request
+	key, owner string
+	lose       context.CancelCauseFunc
+
+	mu    sync.Mutex // held by a renewal while it runs, so stop waits for it
+	timer *time.Timer
+	done  bool // fn returned: no renewal starts any more
+	lost  bool // a renewal found the lease lost
+}
+
+func (l *lease) start() {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.timer = time.AfterFunc(l.h.timeout/3, l.renew)
+}
+
+// renew extends the lease and arms the next renewal, until stop or until
+// the store says the lease is lost: then fn's ctx ends with ErrLeaseLost.
+func (l *lease) renew() {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.done {
+		return
+	}
+	started := time.Now()
+	err := l.h.dedupe.Extend(l.bg, l.key, l.owner, l.h.timeout)
+	if errors.Is(err, ErrLeaseLost) {
+		l.h.log.WarnContext(l.ctx, "vpay webhook: lost the lease on an event in progress; stopping fn, not acknowledging",
+			slog.String("key", l.key))
+		l.lost = true
+		l.lose(ErrLeaseLost)
+		return
+	}
+	if err != nil {
+		// The store may be back at the next renewal: the lease still runs
+		// until then.
+		l.h.log.WarnContext(l.ctx, "vpay webhook: cannot renew the lease on an event in progress",
+			slog.String("key", l.key), slog.String("error", err.Error()))
+	}
+	// Every third of the lease from this renewal's start, as a ticker
+	// would: a slow store does not stretch the gap between renewals.
+	l.timer.Reset(max(0, l.h.timeout/3-time.Since(started)))
+}
+
+// stop ends the renewals, after the one running (if any) has finished, so
+// that no renewal reaches the store after the event is settled. It
+// reports whether the lease was lost.
+func (l *lease) stop() (lost bool) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.done = true
+	l.timer.Stop()
+	return l.lost
+}
+
+// newOwner returns an id for one delivery's claim, unique among every
+// delivery that may share the Deduper: the handler's random id (other
+// handlers and replicas draw their own) and a count of its deliveries.
+// One read of the system's randomness per handler, not per delivery.
+func (h *handler) newOwner() string {
+	var b [64]byte
+	id := append(b[:0], h.id...)
+	id = append(id, '-')
+	return string(strconv.AppendUint(id, h.deliveries.Add(1), 36))
+}
+
+// newHandlerID is a handler's random part of its owners' ids.
+func newHandlerID() string {
 	var b [12]byte
 	_, _ = rand.Read(b[:])
 	return hex.EncodeToString(b[:])

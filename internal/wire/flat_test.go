@@ -39,6 +39,10 @@ func flatSeeds(t testing.TB) []string {
 		`{"status":"a\"b"}`, `{"status":"caf\u00e9"}`, "{\"status\":\"\xff\"}", "{\"status\":\"a\tb\"}",
 		`{"metadata":{"a":"b"}}`, `{"x":[1,2]}`, `{"status":"a",}`, `{"status":"a"} x`, `{"status" "a"}`,
 		`{"status":"a","status":"b"}`, `{"status":null}`, `{"amount":null}`, `[]`, `null`, ``, `{`, `{"a`,
+		// Every string is a slice of one copy of the body: spaces before
+		// and between values move where each one starts.
+		"{ \"status\" :  \"a\" ,\"amount\":  240 ,\n\t\"event\":\"\",\"mode\":\"b\" }",
+		`{"amount":"240","x":"yy","transaction_id":"VP1","amount":12}`,
 	}
 }
 

@@ -101,9 +101,12 @@ func Decode(body []byte, v any) error {
 	return json.Unmarshal(body, v)
 }
 
-// DecodeTransaction is Decode into a Transaction. Unlike Decode, it does
-// not keep t: a caller's Transaction stays on its stack.
-func DecodeTransaction(body []byte, t *Transaction) error { return t.decode(body) }
+// DecodeTransaction is Decode for a Transaction, where the caller knows
+// the type: t does not escape through an any, so it can live on the
+// caller's stack (ParseEvent's does, once per webhook).
+func DecodeTransaction(body []byte, t *Transaction) error {
+	return t.decode(body)
+}
 
 // plainTransaction is a Transaction as the documentation shows it: every
 // field a string, the amount a number or a decimal string. encoding/json
@@ -139,9 +142,19 @@ type plainTransaction struct {
 
 // decode reads body into t: the plain shape when it fits, the lenient
 // types otherwise. Both agree on every body the plain shape accepts.
+//
+// Neither t nor the plain copy escapes on the fast path: encoding/json,
+// which keeps what it is given on the heap, gets a value of its own.
 func (t *Transaction) decode(body []byte) error {
 	var p plainTransaction
-	if decodeFlat(body, &p) || unmarshalOffStack(body, &p) == nil {
+	plain := decodeFlat(body, &p)
+	if !plain {
+		q := new(plainTransaction)
+		if plain = json.Unmarshal(body, q) == nil; plain {
+			p = *q
+		}
+	}
+	if plain {
 		var amount int64
 		var took time.Duration
 		var err error
@@ -178,21 +191,8 @@ func (t *Transaction) decode(body []byte) error {
 			return nil
 		}
 	}
-	return unmarshalOffStack(body, t)
-}
-
-// unmarshalOffStack is json.Unmarshal into a fresh value copied to *v on
-// success: json.Unmarshal keeps what it is given, so a variable handed to
-// it directly moves to the heap even on the fast path that never calls it.
-// On failure *v is left zero, as the callers want.
-func unmarshalOffStack[T any](body []byte, v *T) error {
-	n := new(T)
-	err := json.Unmarshal(body, n)
-	if err == nil {
-		*v = *n
-	} else {
-		var zero T
-		*v = zero
-	}
+	lenient := new(Transaction)
+	err := json.Unmarshal(body, lenient)
+	*t = *lenient
 	return err
 }
