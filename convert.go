@@ -13,7 +13,15 @@ import (
 func parseStatus(s string) Status { return Status(wire.NormalizeStatus(s)) }
 
 func transactionFromWire(w *wire.Transaction) *Transaction {
-	t := &Transaction{
+	t := new(Transaction)
+	fillTransaction(t, w)
+	return t
+}
+
+// fillTransaction sets t from w, in place: an Event holds its Transaction
+// by value, and filling it there saves a webhook a copy.
+func fillTransaction(t *Transaction, w *wire.Transaction) {
+	*t = Transaction{
 		TransactionID: string(w.TransactionID),
 		Reference:     string(w.ExternalID),
 		Status:        parseStatus(string(w.Status)),
@@ -56,7 +64,6 @@ func transactionFromWire(w *wire.Transaction) *Transaction {
 		}
 	}
 	t.CreatedAt, _ = wire.ParseTime(string(w.CreatedAt), time.UTC)
-	return t
 }
 
 // paymentFromWire is Pay's answer. ref is the reference sent, which the

@@ -57,13 +57,16 @@ func ParseEvent(payload []byte) (*Event, error) {
 	if err := wire.DecodeTransaction(trimmed, &w); err != nil {
 		return nil, fmt.Errorf("%w: %v", ErrInvalidEvent, err)
 	}
-	t := transactionFromWire(&w)
+	ev := new(Event)
+	t := &ev.Transaction
+	fillTransaction(t, &w)
 	if t.TransactionID == "" {
 		return nil, fmt.Errorf("%w: no transaction_id", ErrInvalidEvent)
 	}
-	typ := EventType(strings.ToLower(strings.TrimSpace(string(w.Event))))
-	if typ == "" && t.Status != "" {
-		typ = EventType("payment." + string(t.Status))
+	ev.Type = EventType(strings.ToLower(strings.TrimSpace(string(w.Event))))
+	if ev.Type == "" && t.Status != "" {
+		ev.Type = EventType("payment." + string(t.Status))
 	}
-	return &Event{Type: typ, Transaction: *t, Raw: append(json.RawMessage(nil), payload...)}, nil
+	ev.Raw = append(json.RawMessage(nil), payload...)
+	return ev, nil
 }
