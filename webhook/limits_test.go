@@ -35,6 +35,8 @@ func TestVerifyRequestTakesABodyOfExactlyTheCap(t *testing.T) {
 func TestWithMaxBodyBytesCapsTheBody(t *testing.T) {
 	h := Handler(secret, func(context.Context, *vpay.Event) error { return nil }, WithMaxBodyBytes(int64(len(payload))))
 	assert.Equal(t, 200, deliver(h, payload, pythonSig).Code, "a body of exactly the cap")
+	one := payload + " " // still valid JSON, one byte over
+	assert.Equal(t, http.StatusRequestEntityTooLarge, deliver(h, one, Sign([]byte(one), secret)).Code, "one byte over the cap")
 	big := payload[:len(payload)-1] + `,"pad":"` + strings.Repeat("x", 64) + `"}`
 	assert.Equal(t, http.StatusRequestEntityTooLarge, deliver(h, big, Sign([]byte(big), secret)).Code)
 }

@@ -398,3 +398,44 @@ func TestHandlerDoesNotPoolALargeBodyBuffer(t *testing.T) {
 	buf := h.bodies.Get().(*bytes.Buffer)
 	assert.LessOrEqual(t, buf.Cap(), maxPooledBody, "the large body's buffer went back to the pool")
 }
+
+// A renewal whose timer fired as fn returned runs after stop: it must not
+// reach the store (the event may be settled already) nor arm another.
+func TestRenewalAfterStopDoesNothing(t *testing.T) {
+	d := &countingDeduper{MemoryDeduper: NewMemoryDeduper(time.Hour), extended: make(chan struct{}, 1)}
+	h := Handler(secret, func(context.Context, *vpay.Event) error { return nil }, WithDeduper(d)).(*handler)
+	ctx := context.Background()
+	l := &lease{h: h, ctx: ctx, bg: ctx, key: "k", owner: "o", lose: func(error) {}}
+	l.timer = time.AfterFunc(time.Hour, func() {}) // the test fires the renewal itself
+	assert.False(t, l.stop())
+	l.renew() // the timer's late firing
+	select {
+	case <-d.extended:
+		t.Fatal("a renewal after stop reached the store")
+	default:
+	}
+	assert.False(t, l.timer.Stop(), "a renewal after stop armed another")
+}
+
+// A signature one hex pair too long is malformed, not read for its first
+// 64 digits.
+func TestDecodeSignatureRefusesExtraDigits(t *testing.T) {
+	sig := Sign([]byte(payload), secret)
+	for _, s := range []string{sig + "00", sig + "0", sig[:63]} {
+		_, err := decodeSignature(s)
+		assert.ErrorIs(t, err, ErrMalformedSignature, "%d digits", len(s))
+	}
+	assert.Equal(t, 401, deliver(Handler(secret, func(context.Context, *vpay.Event) error { return nil }), payload, sig+"00").Code)
+}
+
+// A body of exactly the pooling limit leaves a buffer that grew past it:
+// the buffer's capacity, not the body's length, decides.
+func TestHandlerDoesNotPoolABufferThatGrewPastTheLimit(t *testing.T) {
+	h := Handler(secret, func(context.Context, *vpay.Event) error { return nil }, WithMaxBodyBytes(DefaultMaxBodyBytes)).(*handler)
+	head := `{"transaction_id":"VP1","status":"successful","pad":"`
+	body := head + strings.Repeat("x", maxPooledBody-len(head)-2) + `"}`
+	require.Len(t, body, maxPooledBody)
+	require.Equal(t, 200, deliver(h, body, Sign([]byte(body), secret)).Code)
+	buf := h.bodies.Get().(*bytes.Buffer)
+	assert.LessOrEqual(t, buf.Cap(), maxPooledBody, "a buffer past the limit went back to the pool")
+}
