@@ -1,0 +1,55 @@
+package tracker_test
+
+import (
+	"context"
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/stretchr/testify/require"
+
+	"github.com/vonsung/vpay-go"
+	"github.com/vonsung/vpay-go/tracker"
+	"github.com/vonsung/vpay-go/vpaytest"
+)
+
+// TestEveryDeliveryWakesTheProcesses: each delivery the tracker enqueues
+// wakes the processes when its transaction commits, even where River sends
+// no notification of its own (at most one per fetch cooldown and process).
+// One process takes the payments and their webhooks and works no job, its
+// cooldown an hour long: River notifies for its first delivery only. The
+// other works the jobs and polls once an hour: only a wake-up makes it
+// fetch. Every payment is delivered, one after the other.
+func TestEveryDeliveryWakesTheProcesses(t *testing.T) {
+	s := newShop(t)
+	cfg := func() tracker.Config {
+		return tracker.Config{
+			Client: s.emulator.Client(vpay.WithMaxRetries(0)),
+			Pool:   s.pool(),
+			OnUpdate: func(ctx context.Context, tx pgx.Tx, u tracker.Update) error {
+				_, err := tx.Exec(ctx, `INSERT INTO shop_updates (reference, status, source, unresolved, transaction_id) VALUES ($1, $2, $3, $4, $5)`,
+					u.Reference, string(u.Status), string(u.Source), u.Unresolved, u.TransactionID)
+				return err
+			},
+			PollInterval: time.Hour,
+		}
+	}
+	front := cfg()
+	tracker.SetFetchCooldown(&front, time.Hour)
+	recorder, err := tracker.New(front)
+	require.NoError(t, err)
+	h := recorder.Handler(s.emulator.WebhookSecret)
+	s.handler.Store(&h)
+	worker, err := tracker.New(cfg())
+	require.NoError(t, err)
+	require.NoError(t, worker.Start(context.Background()))
+	t.Cleanup(func() { _ = worker.Stop(context.Background()) })
+
+	for i := range 4 {
+		ref := fmt.Sprintf("order-%d", i)
+		_, err := s.pay(recorder, ref, vpaytest.PhoneSuccess)
+		require.NoError(t, err)
+		s.waitFor(ref+" delivered", func(u map[string][]delivery) bool { return len(u[ref]) == 1 })
+	}
+}
