@@ -140,6 +140,9 @@ func (t *Tracker) recordAnswer(ctx context.Context, id int64, txn *vpay.Transact
 func (t *Tracker) writeAnswer(ctx context.Context, id int64, txn *vpay.Transaction) error {
 	wctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), recordTryTimeout)
 	defer cancel()
+	if !txn.Status.Final() {
+		return t.admin.learnPending(wctx, id, txn, SourcePay) // the usual answer
+	}
 	return pgx.BeginFunc(wctx, t.cfg.Pool, func(tx pgx.Tx) error { return t.admin.learn(wctx, tx, id, txn, SourcePay) })
 }
 

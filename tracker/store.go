@@ -130,17 +130,9 @@ func (a *Admin) record(ctx context.Context, tx pgx.Tx, p payment, txn *vpay.Tran
 	if !storable(string(status)) || (p.status.Final() && !status.Final()) {
 		status = p.status // a late "pending" changes nothing
 	}
-	txnID := txn.TransactionID
-	if !storable(txnID) {
-		a.log.WarnContext(ctx, "vpay tracker: a transaction id too long to store; kept the one known", slog.Int64("payment", id), slog.Int("bytes", len(txnID)))
-		txnID = ""
-	}
-	var raw []byte
-	if src != SourceManual {
-		var err error
-		if raw, err = json.Marshal(txn); err != nil {
-			return err
-		}
+	txnID, raw, err := a.columns(ctx, id, txn, src)
+	if err != nil {
+		return err
 	}
 	if _, err := tx.Exec(ctx, `UPDATE vpay_tracker_payments
 		SET transaction_id = COALESCE(transaction_id, NULLIF($2, '')), status = $3, txn = COALESCE($4, txn), updated_at = now()
@@ -165,6 +157,48 @@ func (a *Admin) record(ctx context.Context, tx pgx.Tx, p payment, txn *vpay.Tran
 // PostgreSQL folds it with River's own into one notification per
 // transaction. It rides on a statement the tracker sends anyway.
 const wake = `pg_notify(concat(current_schema(), '.river_insert'), '{"queue": "` + queue + `"}')`
+
+// columns are what learn writes of txn besides its status: the
+// transaction id ("" when it cannot be stored) and txn itself as JSON (nil
+// for a manual resolution, which keeps the Transaction last seen).
+func (a *Admin) columns(ctx context.Context, id int64, txn *vpay.Transaction, src Source) (txnID string, raw []byte, err error) {
+	txnID = txn.TransactionID
+	if !storable(txnID) {
+		a.log.WarnContext(ctx, "vpay tracker: a transaction id too long to store; kept the one known", slog.Int64("payment", id), slog.Int("bytes", len(txnID)))
+		txnID = ""
+	}
+	if src != SourceManual {
+		raw, err = json.Marshal(txn)
+	}
+	return txnID, raw, err
+}
+
+// learnPending is learn for a txn whose status is not final, in one
+// statement instead of a transaction of four: such a status adds no
+// Update, and the UPDATE's own row lock is enough for the rule that a final
+// status is never replaced, which it applies in SQL.
+func (a *Admin) learnPending(ctx context.Context, id int64, txn *vpay.Transaction, src Source) error {
+	txnID, raw, err := a.columns(ctx, id, txn, src)
+	if err != nil {
+		return err
+	}
+	var status *string // nil: keep the one stored
+	if s := string(txn.Status); storable(s) {
+		status = &s
+	}
+	tag, err := a.pool.Exec(ctx, `UPDATE vpay_tracker_payments
+		SET transaction_id = COALESCE(transaction_id, NULLIF($2, '')),
+			status = CASE WHEN status IN `+finalList()+` THEN status ELSE COALESCE($3, status) END,
+			txn = COALESCE($4, txn), updated_at = now()
+		WHERE id = $1`, id, txnID, status, raw)
+	switch {
+	case err != nil:
+		return fmt.Errorf("tracker: record payment %d: %w", id, err)
+	case tag.RowsAffected() == 0:
+		return fmt.Errorf("tracker: payment %d is gone", id)
+	}
+	return nil
+}
 
 // addUpdate appends status to payment p's Updates (p's row locked in tx),
 // unless it was learnt before, and enqueues its delivery. A status that a
