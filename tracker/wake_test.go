@@ -7,9 +7,11 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
 	"github.com/vonsung/vpay-go"
+	"github.com/vonsung/vpay-go/internal/testutil"
 	"github.com/vonsung/vpay-go/tracker"
 	"github.com/vonsung/vpay-go/vpaytest"
 )
@@ -52,4 +54,32 @@ func TestEveryDeliveryWakesTheProcesses(t *testing.T) {
 		require.NoError(t, err)
 		s.waitFor(ref+" delivered", func(u map[string][]delivery) bool { return len(u[ref]) == 1 })
 	}
+}
+
+// TestLatePendingPayAnswerKeepsTheWebhooksFinalStatus: Pay's answer
+// ("pending") comes back after the payment's webhook settled it; the
+// answer's one-statement write records the transaction id but leaves the
+// final status, so the payment is not pending again (no poll, not in
+// PendingCount).
+func TestLatePendingPayAnswerKeepsTheWebhooksFinalStatus(t *testing.T) {
+	s := newShop(t)
+	tr := s.process()
+	s.emulator.Inject("/pay/", vpaytest.Fault{Delay: 2 * time.Second})
+	paid := make(chan *vpay.Payment, 1)
+	go func() {
+		p, err := s.pay(tr, "order-late-answer", vpaytest.PhoneSuccess)
+		assert.NoError(t, err)
+		paid <- p
+	}()
+	s.waitFor("the webhook's delivery", func(u map[string][]delivery) bool { return len(u["order-late-answer"]) == 1 })
+	p := testutil.Recv(t, paid, "Pay's late answer")
+	var status, txnID string
+	require.NoError(t, s.db.QueryRow(context.Background(), `SELECT status, transaction_id FROM vpay_tracker_payments WHERE reference = $1`,
+		"order-late-answer").Scan(&status, &txnID))
+	assert.Equal(t, "successful", status, "a late pending answer changes no final status")
+	assert.Equal(t, p.TransactionID, txnID)
+	pending, _, err := tr.PendingCount(context.Background())
+	require.NoError(t, err)
+	assert.Zero(t, pending)
+	assert.Equal(t, []delivery{{"successful", "webhook"}}, s.updates()["order-late-answer"], "delivered once")
 }
