@@ -83,3 +83,17 @@ func TestLatePendingPayAnswerKeepsTheWebhooksFinalStatus(t *testing.T) {
 	assert.Zero(t, pending)
 	assert.Equal(t, []delivery{{"successful", "webhook"}}, s.updates()["order-late-answer"], "delivered once")
 }
+
+// TestFinalPayAnswerIsDeliveredFromPay: a Pay answered with a final status
+// (V-Pay settling synchronously), its webhook lost, is delivered once, from
+// the answer itself, not left to a poll.
+func TestFinalPayAnswerIsDeliveredFromPay(t *testing.T) {
+	s := newShop(t, vpaytest.WithSynchronousPay())
+	s.emulator.LoseWebhooks(1)
+	tr := s.process()
+	p, err := s.pay(tr, "order-synchronous", vpaytest.PhoneSuccess)
+	require.NoError(t, err)
+	require.True(t, p.Status.Final(), "the emulator answered with a final status: %q", p.Status)
+	u := s.waitFor("the answer's delivery", func(u map[string][]delivery) bool { return len(u["order-synchronous"]) == 1 })
+	assert.Equal(t, []delivery{{"successful", "pay"}}, u["order-synchronous"])
+}
