@@ -1,0 +1,63 @@
+package tracker_test
+
+import (
+	"context"
+	"net/http"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/vonsung/vpay-go/internal/testutil"
+	"github.com/vonsung/vpay-go/tracker"
+)
+
+// TestWebhookReadsThePaymentOnlyOnceLocked: the webhook's lookup of its
+// payment is also its lock, so what it reads is what another process
+// committed while it waited. Here another process holds the payment and
+// settles it while a late "pending" webhook waits: the webhook keeps the
+// final status. A lookup that read before locking would write "pending"
+// over it. Both lookups: by reference, and by transaction id for a payment
+// known by that alone.
+func TestWebhookReadsThePaymentOnlyOnceLocked(t *testing.T) {
+	for _, tt := range []struct {
+		name, ref string // ref "": a payment known by transaction id alone
+	}{{"by reference", "order-race"}, {"by transaction id", ""}} {
+		t.Run(tt.name, func(t *testing.T) {
+			s := newShop(t)
+			s.process(func(c *tracker.Config) { c.Schedule, c.GiveUp = []time.Duration{time.Hour}, 2*time.Hour })
+			ctx := context.Background()
+			// The payment as Pay, or an earlier webhook, left it (sending
+			// that webhook would make the late one a duplicate the handler
+			// drops).
+			var id int64
+			require.NoError(t, s.db.QueryRow(ctx, `INSERT INTO vpay_tracker_payments (reference, transaction_id) VALUES (NULLIF($1, ''), 'VPRACE')
+				RETURNING id`, tt.ref).Scan(&id))
+
+			other, err := s.db.Begin(ctx)
+			require.NoError(t, err)
+			defer func() { _ = other.Rollback(ctx) }()
+			_, err = other.Exec(ctx, `SELECT 1 FROM vpay_tracker_payments WHERE id = $1 FOR UPDATE`, id)
+			require.NoError(t, err)
+			answered := make(chan int, 1)
+			go func() {
+				answered <- s.send(map[string]any{"transaction_id": "VPRACE", "external_id": tt.ref, "status": "pending", "amount": "700.00"})
+			}()
+			deadline := time.Now().Add(10 * time.Second)
+			for waiting := 0; waiting == 0; time.Sleep(5 * time.Millisecond) {
+				require.NoError(t, s.db.QueryRow(ctx, `SELECT count(*) FROM pg_stat_activity
+					WHERE datname = current_database() AND wait_event_type = 'Lock'`).Scan(&waiting))
+				require.True(t, time.Now().Before(deadline), "the webhook never waited for the payment's lock")
+			}
+			_, err = other.Exec(ctx, `UPDATE vpay_tracker_payments SET status = 'successful' WHERE id = $1`, id)
+			require.NoError(t, err)
+			require.NoError(t, other.Commit(ctx))
+			assert.Equal(t, http.StatusOK, testutil.Recv(t, answered, "the webhook's answer"))
+
+			var status string
+			require.NoError(t, s.db.QueryRow(ctx, `SELECT status FROM vpay_tracker_payments WHERE id = $1`, id).Scan(&status))
+			assert.Equal(t, "successful", status, "a webhook that waited read the status committed meanwhile")
+		})
+	}
+}
