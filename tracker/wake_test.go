@@ -2,7 +2,9 @@ package tracker_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"net/http"
 	"testing"
 	"time"
 
@@ -96,4 +98,69 @@ func TestFinalPayAnswerIsDeliveredFromPay(t *testing.T) {
 	require.True(t, p.Status.Final(), "the emulator answered with a final status: %q", p.Status)
 	u := s.waitFor("the answer's delivery", func(u map[string][]delivery) bool { return len(u["order-synchronous"]) == 1 })
 	assert.Equal(t, []delivery{{"successful", "pay"}}, u["order-synchronous"])
+}
+
+// TestDeliveryWakesTheProcessesForTheUpdateItHeldBack: an Update held back
+// behind an earlier one of its payment is enqueued again when the earlier
+// one's delivery commits, and that too wakes the processes. The first
+// process delivers the earlier Update, its cooldown an hour long (River
+// notified for its first insert already, and it fetches no more after its
+// first fetch); the second polls once an hour: only the wake makes it fetch
+// the later Update.
+func TestDeliveryWakesTheProcessesForTheUpdateItHeldBack(t *testing.T) {
+	s := newShop(t)
+	ctx := context.Background()
+	entered, release := make(chan struct{}, 1), make(chan struct{})
+	cfg := func(hold bool) tracker.Config {
+		return tracker.Config{
+			Client: s.emulator.Client(vpay.WithMaxRetries(0)),
+			Pool:   s.pool(),
+			OnUpdate: func(ctx context.Context, tx pgx.Tx, u tracker.Update) error {
+				if hold && u.Reference == "order-held" {
+					entered <- struct{}{}
+					select {
+					case <-release:
+					case <-time.After(10 * time.Second):
+						return errors.New("never released")
+					}
+				}
+				_, err := tx.Exec(ctx, `INSERT INTO shop_updates (reference, status, source, unresolved, transaction_id) VALUES ($1, $2, $3, $4, $5)`,
+					u.Reference, string(u.Status), string(u.Source), u.Unresolved, u.TransactionID)
+				return err
+			},
+			PollInterval: time.Hour,
+		}
+	}
+	slow := cfg(true)
+	tracker.SetFetchCooldown(&slow, time.Hour)
+	first, err := tracker.New(slow)
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = first.Stop(ctx) })
+	h := first.Handler(s.emulator.WebhookSecret)
+	s.handler.Store(&h)
+	event := func(ref, status string) map[string]any {
+		return map[string]any{"transaction_id": "VP-" + ref, "external_id": ref, "status": status, "amount": "700.00"}
+	}
+	// River's one notification of the hour goes to this one.
+	require.Equal(t, http.StatusOK, s.send(event("order-other", "successful")))
+	require.Equal(t, http.StatusOK, s.send(event("order-held", "successful")))
+	require.Equal(t, http.StatusOK, s.send(event("order-held", "refunded")))
+	// The refund's job ran while the success was undelivered: held back.
+	tag, err := s.db.Exec(ctx, `DELETE FROM river_job WHERE kind = 'vpay_tracker_deliver' AND (args->>'seq')::int = 2`)
+	require.NoError(t, err)
+	require.EqualValues(t, 1, tag.RowsAffected())
+
+	require.NoError(t, first.Start(ctx))
+	testutil.Recv(t, entered, "the first process delivering the success")
+	second, err := tracker.New(cfg(false))
+	require.NoError(t, err)
+	require.NoError(t, second.Start(ctx))
+	t.Cleanup(func() { _ = second.Stop(ctx) })
+	// The second process has fetched once it delivers this one.
+	require.Equal(t, http.StatusOK, s.send(event("order-canary", "successful")))
+	s.waitFor("the canary", func(u map[string][]delivery) bool { return len(u["order-canary"]) == 1 })
+
+	close(release)
+	u := s.waitFor("the refund", func(u map[string][]delivery) bool { return len(u["order-held"]) == 2 })
+	assert.Equal(t, []delivery{{"successful", "webhook"}, {"refunded", "webhook"}}, u["order-held"])
 }
