@@ -3,8 +3,10 @@ package tracker_test
 import (
 	"context"
 	"fmt"
+	"maps"
 	"net/http"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -109,6 +111,7 @@ func BenchmarkSettleLatency(b *testing.B) {
 			slices.Sort(lat)
 			b.ReportMetric(ms(lat[len(lat)/2]), "p50-ms")
 			b.ReportMetric(ms(lat[len(lat)*99/100]), "p99-ms")
+			count.logBreakdown(b, b.N*payments)
 		})
 	}
 }
@@ -159,12 +162,35 @@ func defaultProcess(b *testing.B, s *shop, count *statementCounter, obs *tracker
 }
 
 // statementCounter counts the statements sent through the pools it traces,
-// BEGIN and COMMIT included.
-type statementCounter struct{ n atomic.Int64 }
+// BEGIN and COMMIT included, and each statement's count by its first words
+// (for the breakdown the benchmark logs with -v).
+type statementCounter struct {
+	n      atomic.Int64
+	mu     sync.Mutex
+	byText map[string]int
+}
 
-func (c *statementCounter) TraceQueryStart(ctx context.Context, _ *pgx.Conn, _ pgx.TraceQueryStartData) context.Context {
+func (c *statementCounter) TraceQueryStart(ctx context.Context, _ *pgx.Conn, d pgx.TraceQueryStartData) context.Context {
 	c.n.Add(1)
+	key := strings.Join(strings.Fields(d.SQL), " ")
+	key = key[:min(len(key), 70)]
+	c.mu.Lock()
+	if c.byText == nil {
+		c.byText = map[string]int{}
+	}
+	c.byText[key]++
+	c.mu.Unlock()
 	return ctx
+}
+
+// logBreakdown logs the statements counted, most frequent first, per payment.
+func (c *statementCounter) logBreakdown(b *testing.B, payments int) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	keys := slices.SortedFunc(maps.Keys(c.byText), func(x, y string) int { return c.byText[y] - c.byText[x] })
+	for _, k := range keys {
+		b.Logf("%6.2f/payment  %s", float64(c.byText[k])/float64(payments), k)
+	}
 }
 
 func (c *statementCounter) TraceQueryEnd(context.Context, *pgx.Conn, pgx.TraceQueryEndData) {}
