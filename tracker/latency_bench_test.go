@@ -18,7 +18,6 @@ import (
 
 	"github.com/vonsung/vpay-go"
 	"github.com/vonsung/vpay-go/tracker"
-	"github.com/vonsung/vpay-go/vpaytest"
 )
 
 // BenchmarkSettleLatency measures how long a settled payment takes to reach
@@ -69,20 +68,9 @@ func BenchmarkSettleLatency(b *testing.B) {
 			for n := range b.N {
 				start := time.Now()
 				before := count.n.Load()
-				var wg sync.WaitGroup
-				for w := range payers {
-					wg.Add(1)
-					go func() {
-						defer wg.Done()
-						for i := w; i < payments; i += payers {
-							ref := fmt.Sprintf("order-%d-%d", n, i)
-							if _, err := s.pay(trs[w%procs], ref, vpaytest.PhoneSuccess); err != nil {
-								b.Error(err)
-							}
-						}
-					}()
-				}
-				wg.Wait()
+				payConcurrently(b, s, payers, payments, func(w, i int) (*tracker.Tracker, string) {
+					return trs[w%procs], fmt.Sprintf("order-%d-%d", n, i)
+				})
 				deadline := time.Now().Add(time.Minute)
 				for {
 					mu.Lock()
@@ -146,13 +134,9 @@ func defaultProcess(b *testing.B, s *shop, count *statementCounter, obs *tracker
 	require.NoError(b, err)
 	b.Cleanup(pool.Close)
 	tr, err := tracker.New(tracker.Config{
-		Client: s.emulator.Client(vpay.WithMaxRetries(0)),
-		Pool:   pool,
-		OnUpdate: func(ctx context.Context, tx pgx.Tx, u tracker.Update) error {
-			_, err := tx.Exec(ctx, `INSERT INTO shop_updates (reference, status, source, unresolved, transaction_id) VALUES ($1, $2, $3, $4, $5)`,
-				u.Reference, string(u.Status), string(u.Source), u.Unresolved, u.TransactionID)
-			return err
-		},
+		Client:   s.emulator.Client(vpay.WithMaxRetries(0)),
+		Pool:     pool,
+		OnUpdate: record,
 		Observer: obs,
 	})
 	require.NoError(b, err)

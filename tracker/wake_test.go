@@ -29,13 +29,9 @@ func TestEveryDeliveryWakesTheProcesses(t *testing.T) {
 	s := newShop(t)
 	cfg := func() tracker.Config {
 		return tracker.Config{
-			Client: s.emulator.Client(vpay.WithMaxRetries(0)),
-			Pool:   s.pool(),
-			OnUpdate: func(ctx context.Context, tx pgx.Tx, u tracker.Update) error {
-				_, err := tx.Exec(ctx, `INSERT INTO shop_updates (reference, status, source, unresolved, transaction_id) VALUES ($1, $2, $3, $4, $5)`,
-					u.Reference, string(u.Status), string(u.Source), u.Unresolved, u.TransactionID)
-				return err
-			},
+			Client:       s.emulator.Client(vpay.WithMaxRetries(0)),
+			Pool:         s.pool(),
+			OnUpdate:     record,
 			PollInterval: time.Hour,
 		}
 	}
@@ -124,9 +120,7 @@ func TestDeliveryWakesTheProcessesForTheUpdateItHeldBack(t *testing.T) {
 						return errors.New("never released")
 					}
 				}
-				_, err := tx.Exec(ctx, `INSERT INTO shop_updates (reference, status, source, unresolved, transaction_id) VALUES ($1, $2, $3, $4, $5)`,
-					u.Reference, string(u.Status), string(u.Source), u.Unresolved, u.TransactionID)
-				return err
+				return record(ctx, tx, u)
 			},
 			PollInterval: time.Hour,
 		}
