@@ -11,6 +11,7 @@ import (
 
 	"github.com/vonsung/vpay-go/internal/testutil"
 	"github.com/vonsung/vpay-go/tracker"
+	"github.com/vonsung/vpay-go/vpaytest"
 )
 
 // TestWebhookReadsThePaymentOnlyOnceLocked: the webhook's lookup of its
@@ -60,4 +61,34 @@ func TestWebhookReadsThePaymentOnlyOnceLocked(t *testing.T) {
 			assert.Equal(t, "successful", status, "a webhook that waited read the status committed meanwhile")
 		})
 	}
+}
+
+// TestPendingAnswerForAPaymentGoneIsNotRecorded: the payment's row is gone
+// (deleted by hand, say) while V-Pay answers Pay: the one-statement write
+// of the pending answer finds no row, and Pay says so with ErrNotRecorded
+// rather than report an answer recorded that is not.
+func TestPendingAnswerForAPaymentGoneIsNotRecorded(t *testing.T) {
+	s := newShop(t)
+	s.emulator.LoseWebhooks(1)
+	tr := s.process()
+	s.emulator.Inject("/pay/", vpaytest.Fault{Delay: 2 * time.Second})
+	paid := make(chan error, 1)
+	go func() {
+		_, err := s.pay(tr, "order-gone", vpaytest.PhoneSuccess)
+		paid <- err
+	}()
+	ctx := context.Background()
+	deadline := time.Now().Add(10 * time.Second)
+	for deleted := int64(0); deleted == 0; time.Sleep(5 * time.Millisecond) {
+		tag, err := s.db.Exec(ctx, `DELETE FROM vpay_tracker_payments WHERE reference = 'order-gone'`)
+		require.NoError(t, err)
+		deleted = tag.RowsAffected()
+		require.True(t, time.Now().Before(deadline), "Pay never recorded the payment")
+	}
+	err := testutil.Recv(t, paid, "Pay's answer")
+	require.ErrorIs(t, err, tracker.ErrNotRecorded)
+	// Its write is retried in the background until Stop, which ends it.
+	stop, cancel := context.WithTimeout(ctx, 100*time.Millisecond)
+	defer cancel()
+	_ = tr.Stop(stop)
 }
