@@ -97,10 +97,6 @@ type Config struct {
 	PollInterval time.Duration
 	// Observer is told of each delivered Update, for metrics (optional).
 	Observer *Observer
-
-	// fetchCooldown replaces fetchCooldown, for the tests that need River
-	// to notify as seldom as it can.
-	fetchCooldown time.Duration
 }
 
 // Observer is the tracker's hook for metrics: point it at OpenTelemetry (see
@@ -152,7 +148,12 @@ type Tracker struct {
 
 // New returns a Tracker for cfg. It does not start working jobs: Start
 // does. Migrate must have run on cfg.Pool's database.
-func New(cfg Config) (*Tracker, error) {
+func New(cfg Config) (*Tracker, error) { return newTracker(cfg, fetchCooldown) }
+
+// newTracker is New with the time between fetches (and between River's own
+// insert notifications) as a parameter, for the tests that need River to
+// notify as seldom as it can.
+func newTracker(cfg Config, cooldown time.Duration) (*Tracker, error) {
 	switch {
 	case cfg.Client == nil:
 		return nil, errors.New("tracker: Config.Client is required")
@@ -204,7 +205,7 @@ func New(cfg Config) (*Tracker, error) {
 		JobTimeout:           min(time.Minute, cfg.RescueAfter/2),
 		RescueStuckJobsAfter: cfg.RescueAfter,
 		FetchPollInterval:    cmp.Or(cfg.PollInterval, time.Second),
-		FetchCooldown:        min(cmp.Or(cfg.fetchCooldown, fetchCooldown), cmp.Or(cfg.PollInterval, time.Second)),
+		FetchCooldown:        min(cooldown, cmp.Or(cfg.PollInterval, time.Second)),
 	})
 	if err != nil {
 		return nil, fmt.Errorf("tracker: %w", err)

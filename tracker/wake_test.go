@@ -35,9 +35,7 @@ func TestEveryDeliveryWakesTheProcesses(t *testing.T) {
 			PollInterval: time.Hour,
 		}
 	}
-	front := cfg()
-	tracker.SetFetchCooldown(&front, time.Hour)
-	recorder, err := tracker.New(front)
+	recorder, err := tracker.NewWithFetchCooldown(cfg(), time.Hour)
 	require.NoError(t, err)
 	h := recorder.Handler(s.emulator.WebhookSecret)
 	s.handler.Store(&h)
@@ -125,9 +123,7 @@ func TestDeliveryWakesTheProcessesForTheUpdateItHeldBack(t *testing.T) {
 			PollInterval: time.Hour,
 		}
 	}
-	slow := cfg(true)
-	tracker.SetFetchCooldown(&slow, time.Hour)
-	first, err := tracker.New(slow)
+	first, err := tracker.NewWithFetchCooldown(cfg(true), time.Hour)
 	require.NoError(t, err)
 	t.Cleanup(func() { _ = first.Stop(ctx) })
 	h := first.Handler(s.emulator.WebhookSecret)
