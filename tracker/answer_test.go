@@ -92,3 +92,33 @@ func TestPendingAnswerForAPaymentGoneIsNotRecorded(t *testing.T) {
 	defer cancel()
 	_ = tr.Stop(stop)
 }
+
+// TestPendingAnswerKeepsATransactionIDKnownBefore: a transaction id once
+// known is never replaced, by the one-statement write of a pending Pay
+// answer either (here one was recorded while Pay waited for V-Pay).
+func TestPendingAnswerKeepsATransactionIDKnownBefore(t *testing.T) {
+	s := newShop(t)
+	s.emulator.LoseWebhooks(1)
+	tr := s.process(func(c *tracker.Config) { c.Schedule, c.GiveUp = []time.Duration{time.Hour}, 2*time.Hour })
+	s.emulator.Inject("/pay/", vpaytest.Fault{Delay: 2 * time.Second})
+	paid := make(chan error, 1)
+	go func() {
+		_, err := s.pay(tr, "order-known", vpaytest.PhoneSuccess)
+		paid <- err
+	}()
+	ctx := context.Background()
+	deadline := time.Now().Add(10 * time.Second)
+	for set := int64(0); set == 0; time.Sleep(5 * time.Millisecond) {
+		tag, err := s.db.Exec(ctx, `UPDATE vpay_tracker_payments SET transaction_id = 'VP-KNOWN' WHERE reference = 'order-known'`)
+		require.NoError(t, err)
+		set = tag.RowsAffected()
+		require.True(t, time.Now().Before(deadline), "Pay never recorded the payment")
+	}
+	require.NoError(t, testutil.Recv(t, paid, "Pay's answer"))
+	var txnID string
+	var answered bool
+	require.NoError(t, s.db.QueryRow(ctx, `SELECT transaction_id, txn IS NOT NULL FROM vpay_tracker_payments WHERE reference = 'order-known'`).
+		Scan(&txnID, &answered))
+	assert.Equal(t, "VP-KNOWN", txnID)
+	assert.True(t, answered, "the rest of the answer was recorded")
+}
