@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/vonsung/vpay-go/tracker"
 	"github.com/vonsung/vpay-go/vpaytest"
 )
 
@@ -34,19 +35,9 @@ func BenchmarkTracked(b *testing.B) {
 					b.Fatal(err)
 				}
 				base := s.emulator.Requests("/pay/") + s.emulator.Requests("/transaction/status/")
-				var wg sync.WaitGroup
-				for w := range payers {
-					wg.Add(1)
-					go func() {
-						defer wg.Done()
-						for i := w; i < payments; i += payers {
-							if _, err := s.pay(tr, fmt.Sprintf("order-%d-%d", start.UnixNano(), i), vpaytest.PhoneSuccess); err != nil {
-								b.Error(err)
-							}
-						}
-					}()
-				}
-				wg.Wait()
+				payConcurrently(b, s, payers, payments, func(_, i int) (*tracker.Tracker, string) {
+					return tr, fmt.Sprintf("order-%d-%d", start.UnixNano(), i)
+				})
 				s.waitFor("every payment tracked", func(u map[string][]delivery) bool { return len(u) == payments })
 				elapsed := time.Since(start)
 				requests := s.emulator.Requests("/pay/") + s.emulator.Requests("/transaction/status/") - base
@@ -55,4 +46,25 @@ func BenchmarkTracked(b *testing.B) {
 			}
 		})
 	}
+}
+
+// payConcurrently makes payments successful payments with payers payers at
+// once, payer w paying w, w+payers, ...; pick names the tracker that pays
+// and the reference of payment i by payer w. It returns when every Pay
+// returned.
+func payConcurrently(b *testing.B, s *shop, payers, payments int, pick func(w, i int) (*tracker.Tracker, string)) {
+	var wg sync.WaitGroup
+	for w := range payers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := w; i < payments; i += payers {
+				tr, ref := pick(w, i)
+				if _, err := s.pay(tr, ref, vpaytest.PhoneSuccess); err != nil {
+					b.Error(err)
+				}
+			}
+		}()
+	}
+	wg.Wait()
 }

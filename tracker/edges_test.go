@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
@@ -312,6 +313,11 @@ func TestPaymentWithoutReferenceHasItsOwnKeySpace(t *testing.T) {
 	assert.Equal(t, http.StatusOK, s.send(map[string]any{"transaction_id": "VPX1", "external_id": "order-x1", "status": "disputed"}))
 	s.waitFor("the dispute", func(u map[string][]delivery) bool { return len(u["order-x1"]) == 1 })
 	assert.Equal(t, update{"order-x1", "disputed", "webhook", "VPX1", false}, s.rows()[4])
+	rows, err := s.db.Query(context.Background(), `SELECT coalesce(reference, '') FROM vpay_tracker_payments WHERE transaction_id = 'VPX1'`)
+	require.NoError(t, err)
+	refs, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	require.NoError(t, err)
+	assert.Equal(t, []string{"order-x1"}, refs, "the payment took the reference: no second payment of VPX1")
 	assert.Equal(t, http.StatusOK, s.send(map[string]any{"transaction_id": "VPX2", "status": "pending"}))
 	pending, err := tr.Pending(context.Background(), 0)
 	require.NoError(t, err)

@@ -222,14 +222,14 @@ func (w *deliverWorker) Work(ctx context.Context, job *river.Job[deliverArgs]) e
 		if err := callOnUpdate(ctx, t.cfg.OnUpdate, tx, u); err != nil {
 			return err
 		}
-		if _, err := tx.Exec(ctx, `UPDATE vpay_tracker_updates SET delivered_at = now(), attempts = attempts + 1
-			WHERE payment_id = $1 AND seq = $2`, a.PaymentID, a.Seq); err != nil {
-			return err
-		}
-		delivered = &u
+		// Marks this one delivered and finds the next undelivered one in
+		// one statement: the update touches no row the query reads.
 		var next int
-		err = tx.QueryRow(ctx, `SELECT seq FROM vpay_tracker_updates WHERE payment_id = $1 AND seq > $2 AND delivered_at IS NULL
-			ORDER BY seq LIMIT 1`, a.PaymentID, a.Seq).Scan(&next)
+		err = tx.QueryRow(ctx, `WITH d AS (UPDATE vpay_tracker_updates SET delivered_at = now(), attempts = attempts + 1
+				WHERE payment_id = $1 AND seq = $2)
+			SELECT seq, `+wake+` IS NULL FROM vpay_tracker_updates WHERE payment_id = $1 AND seq > $2 AND delivered_at IS NULL
+			ORDER BY seq LIMIT 1`, a.PaymentID, a.Seq).Scan(&next, new(bool))
+		delivered = &u // told to the Observer only once this commits
 		if errors.Is(err, pgx.ErrNoRows) {
 			return nil
 		}

@@ -140,6 +140,9 @@ func (t *Tracker) recordAnswer(ctx context.Context, id int64, txn *vpay.Transact
 func (t *Tracker) writeAnswer(ctx context.Context, id int64, txn *vpay.Transaction) error {
 	wctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), recordTryTimeout)
 	defer cancel()
+	if !txn.Status.Final() {
+		return t.admin.learnPending(wctx, id, txn, SourcePay) // the usual answer
+	}
 	return pgx.BeginFunc(wctx, t.cfg.Pool, func(tx pgx.Tx) error { return t.admin.learn(wctx, tx, id, txn, SourcePay) })
 }
 
@@ -175,16 +178,16 @@ func (t *Tracker) onEvent(ctx context.Context, ev *vpay.Event) error {
 		return webhook.Refuse(err)
 	}
 	return pgx.BeginFunc(ctx, t.cfg.Pool, func(tx pgx.Tx) error {
-		id, created, isNew, err := find(ctx, tx, &txn)
+		p, isNew, err := find(ctx, tx, &txn)
 		if err != nil {
 			return err
 		}
-		if err := t.admin.learn(ctx, tx, id, &txn, SourceWebhook); err != nil {
+		if err := t.admin.record(ctx, tx, p, &txn, SourceWebhook); err != nil {
 			return err
 		}
 		if isNew && !txn.Status.Final() {
 			// Someone else's pending payment: follow it like our own.
-			return t.scheduleCheck(ctx, tx, id, 0, created)
+			return t.scheduleCheck(ctx, tx, p.id, 0, p.created)
 		}
 		return nil
 	})

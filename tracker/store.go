@@ -58,40 +58,53 @@ func lock(ctx context.Context, tx pgx.Tx, id int64) (p payment, raw []byte, foun
 	return p, raw, true, nil
 }
 
-// find returns the payment txn belongs to, creating it when the tracker
-// did not know it (isNew). A reference is looked up first: it is the
-// merchant's key. Only a payment that came without a reference is found by
-// its transaction id then (and takes the reference now learnt); an event
-// without a reference is found by transaction id. A payment without a
-// reference gets a row of its own, with no reference: no reference can name
-// it by accident.
-func find(ctx context.Context, tx pgx.Tx, txn *vpay.Transaction) (id int64, created time.Time, isNew bool, err error) {
+// find returns the payment txn belongs to, locked until tx ends as lock
+// locks it, creating it when the tracker did not know it (isNew). A
+// reference is looked up first: it is the merchant's key. Only a payment
+// that came without a reference is found by its transaction id then (and
+// takes the reference now learnt); an event without a reference is found by
+// transaction id. A payment without a reference gets a row of its own, with
+// no reference: no reference can name it by accident. Each statement reads
+// the row it locks as it is once locked (FOR UPDATE, UPDATE and ON CONFLICT
+// DO UPDATE all return the newest version), so the lookup is the lock: no
+// second read.
+func find(ctx context.Context, tx pgx.Tx, txn *vpay.Transaction) (p payment, isNew bool, err error) {
+	const cols = `id, reference, transaction_id, status, created_at`
 	ref, txnID := txn.Reference, txn.TransactionID
+	var refOrNil, txnIDOrNil *string
+	scan := func(row pgx.Row, dest ...any) error {
+		err := row.Scan(append([]any{&p.id, &refOrNil, &txnIDOrNil, &p.status, &p.created}, dest...)...)
+		if refOrNil != nil {
+			p.reference = *refOrNil
+		}
+		if txnIDOrNil != nil {
+			p.transactionID = *txnIDOrNil
+		}
+		return err
+	}
 	if ref != "" {
-		err = tx.QueryRow(ctx, `SELECT id, created_at FROM vpay_tracker_payments WHERE reference = $1`, ref).Scan(&id, &created)
+		err = scan(tx.QueryRow(ctx, `SELECT `+cols+` FROM vpay_tracker_payments WHERE reference = $1 FOR UPDATE`, ref))
 		if err == nil || !errors.Is(err, pgx.ErrNoRows) {
-			return id, created, false, err
+			return p, false, err
 		}
 		if txnID != "" {
-			err = tx.QueryRow(ctx, `UPDATE vpay_tracker_payments SET reference = $1, updated_at = now()
-				WHERE reference IS NULL AND transaction_id = $2 RETURNING id, created_at`, ref, txnID).Scan(&id, &created)
+			err = scan(tx.QueryRow(ctx, `UPDATE vpay_tracker_payments SET reference = $1, updated_at = now()
+				WHERE reference IS NULL AND transaction_id = $2 RETURNING `+cols, ref, txnID))
 			if err == nil || !errors.Is(err, pgx.ErrNoRows) {
-				return id, created, false, err
+				return p, false, err
 			}
 		}
-		err = tx.QueryRow(ctx, `INSERT INTO vpay_tracker_payments (reference, transaction_id) VALUES ($1, NULLIF($2, ''))
-			ON CONFLICT (reference) DO UPDATE SET updated_at = now() RETURNING id, created_at, xmax = 0`, ref, txnID).Scan(&id, &created, &isNew)
-		return id, created, isNew, err
+		err = scan(tx.QueryRow(ctx, `INSERT INTO vpay_tracker_payments (reference, transaction_id) VALUES ($1, NULLIF($2, ''))
+			ON CONFLICT (reference) DO UPDATE SET updated_at = now() RETURNING `+cols+`, xmax = 0`, ref, txnID), &isNew)
+		return p, isNew, err
 	}
-	err = tx.QueryRow(ctx, `SELECT id, created_at FROM vpay_tracker_payments WHERE transaction_id = $1 ORDER BY id DESC LIMIT 1`, txnID).
-		Scan(&id, &created)
+	err = scan(tx.QueryRow(ctx, `SELECT `+cols+` FROM vpay_tracker_payments WHERE transaction_id = $1 ORDER BY id DESC LIMIT 1 FOR UPDATE`, txnID))
 	if err == nil || !errors.Is(err, pgx.ErrNoRows) {
-		return id, created, false, err
+		return p, false, err
 	}
-	err = tx.QueryRow(ctx, `INSERT INTO vpay_tracker_payments (transaction_id) VALUES ($1)
-		ON CONFLICT (transaction_id) WHERE reference IS NULL DO UPDATE SET updated_at = now() RETURNING id, created_at, xmax = 0`, txnID).
-		Scan(&id, &created, &isNew)
-	return id, created, isNew, err
+	err = scan(tx.QueryRow(ctx, `INSERT INTO vpay_tracker_payments (transaction_id) VALUES ($1)
+		ON CONFLICT (transaction_id) WHERE reference IS NULL DO UPDATE SET updated_at = now() RETURNING `+cols+`, xmax = 0`, txnID), &isNew)
+	return p, isNew, err
 }
 
 // learn saves in tx what the tracker learnt of payment id and, for a final
@@ -107,20 +120,19 @@ func (a *Admin) learn(ctx context.Context, tx pgx.Tx, id int64, txn *vpay.Transa
 	if !found {
 		return fmt.Errorf("tracker: payment %d is gone", id)
 	}
+	return a.record(ctx, tx, p, txn, src)
+}
+
+// record is learn for payment p, whose row tx has locked.
+func (a *Admin) record(ctx context.Context, tx pgx.Tx, p payment, txn *vpay.Transaction, src Source) error {
+	id := p.id
 	status := txn.Status
 	if !storable(string(status)) || (p.status.Final() && !status.Final()) {
 		status = p.status // a late "pending" changes nothing
 	}
-	txnID := txn.TransactionID
-	if !storable(txnID) {
-		a.log.WarnContext(ctx, "vpay tracker: a transaction id too long to store; kept the one known", slog.Int64("payment", id), slog.Int("bytes", len(txnID)))
-		txnID = ""
-	}
-	var raw []byte
-	if src != SourceManual {
-		if raw, err = json.Marshal(txn); err != nil {
-			return err
-		}
+	txnID, raw, err := a.columns(ctx, id, txn, src)
+	if err != nil {
+		return err
 	}
 	if _, err := tx.Exec(ctx, `UPDATE vpay_tracker_payments
 		SET transaction_id = COALESCE(transaction_id, NULLIF($2, '')), status = $3, txn = COALESCE($4, txn), updated_at = now()
@@ -134,6 +146,58 @@ func (a *Admin) learn(ctx context.Context, tx pgx.Tx, id int64, txn *vpay.Transa
 		p.transactionID = txnID
 	}
 	return a.addUpdate(ctx, tx, p, string(status), src)
+}
+
+// wake is the SQL expression that wakes every process's fetch of the
+// tracker's queue when the transaction commits: River's insert
+// notification, sent for each delivery the tracker enqueues, where River
+// sends its own at most once per FetchCooldown and per process, so that a
+// delivery enqueued just after another would wait for the next poll
+// (PollInterval). Channel and payload are River's (v0.51's PGNotifyMany):
+// PostgreSQL folds it with River's own into one notification per
+// transaction. It rides on a statement the tracker sends anyway.
+const wake = `pg_notify(concat(current_schema(), '.river_insert'), '{"queue": "` + queue + `"}')`
+
+// columns are what learn writes of txn besides its status: the
+// transaction id ("" when it cannot be stored) and txn itself as JSON (nil
+// for a manual resolution, which keeps the Transaction last seen).
+func (a *Admin) columns(ctx context.Context, id int64, txn *vpay.Transaction, src Source) (txnID string, raw []byte, err error) {
+	txnID = txn.TransactionID
+	if !storable(txnID) {
+		a.log.WarnContext(ctx, "vpay tracker: a transaction id too long to store; kept the one known", slog.Int64("payment", id), slog.Int("bytes", len(txnID)))
+		txnID = ""
+	}
+	if src != SourceManual {
+		raw, err = json.Marshal(txn)
+	}
+	return txnID, raw, err
+}
+
+// learnPending is learn for a txn whose status is not final, in one
+// statement instead of a transaction of four: such a status adds no
+// Update, and the UPDATE's own row lock is enough for the rule that a final
+// status is never replaced, which it applies in SQL.
+func (a *Admin) learnPending(ctx context.Context, id int64, txn *vpay.Transaction, src Source) error {
+	txnID, raw, err := a.columns(ctx, id, txn, src)
+	if err != nil {
+		return err
+	}
+	var status *string // nil: keep the one stored
+	if s := string(txn.Status); storable(s) {
+		status = &s
+	}
+	tag, err := a.pool.Exec(ctx, `UPDATE vpay_tracker_payments
+		SET transaction_id = COALESCE(transaction_id, NULLIF($2, '')),
+			status = CASE WHEN status IN `+finalList()+` THEN status ELSE COALESCE($3, status) END,
+			txn = COALESCE($4, txn), updated_at = now()
+		WHERE id = $1`, id, txnID, status, raw)
+	switch {
+	case err != nil:
+		return fmt.Errorf("tracker: record payment %d: %w", id, err)
+	case tag.RowsAffected() == 0:
+		return fmt.Errorf("tracker: payment %d is gone", id)
+	}
+	return nil
 }
 
 // addUpdate appends status to payment p's Updates (p's row locked in tx),
@@ -158,7 +222,8 @@ func (a *Admin) addUpdate(ctx context.Context, tx pgx.Tx, p payment, status stri
 			CASE WHEN t.buried THEN now() END
 		FROM t
 		ON CONFLICT (payment_id, status) DO NOTHING
-		RETURNING seq, delivered_at IS NOT NULL`, p.id, status, string(src), refOrNil, p.transactionID).Scan(&seq, &buried)
+		RETURNING seq, delivered_at IS NOT NULL, CASE WHEN delivered_at IS NULL THEN `+wake+` END IS NULL`,
+		p.id, status, string(src), refOrNil, p.transactionID).Scan(&seq, &buried, new(bool))
 	switch {
 	case errors.Is(err, pgx.ErrNoRows):
 		return nil // learnt before

@@ -80,13 +80,20 @@ type Config struct {
 	// Logger receives the tracker's logs (default: discarded). No secret
 	// is ever logged.
 	Logger *slog.Logger
-	// Workers is how many jobs a process runs at once (default 10).
+	// Workers is how many jobs a process runs at once (default 100): the
+	// deliveries and status checks under way, most of them waiting for a
+	// connection of Pool. It also caps the jobs one fetch takes, so it
+	// bounds how fast a busy process drains its deliveries; see "Tuning"
+	// in the README.
 	Workers int
 	// RescueAfter is how long a job may run before another process takes
 	// it over, for a process that died mid-job (default 2 min).
 	RescueAfter time.Duration
 	// PollInterval is how often a process looks for due jobs besides
-	// PostgreSQL's notifications (default 1 s).
+	// PostgreSQL's notifications (default 1 s): an idle process's cadence,
+	// and how late a scheduled status check may start. A delivery does
+	// not wait for it: the transaction that enqueues one wakes the
+	// processes when it commits.
 	PollInterval time.Duration
 	// Observer is told of each delivered Update, for metrics (optional).
 	Observer *Observer
@@ -110,9 +117,16 @@ var DefaultSchedule = []time.Duration{45 * time.Second, 2 * time.Minute, 4 * tim
 // Defaults of Config.
 const (
 	DefaultGiveUp      = 72 * time.Hour
-	DefaultWorkers     = 10
+	DefaultWorkers     = 100
 	DefaultRescueAfter = 2 * time.Minute
 )
+
+// fetchCooldown is the shortest time between two fetches of jobs by one
+// process, and between two of River's own insert notifications. Each
+// fetch takes up to Workers jobs, so a short cooldown lets a busy process
+// keep pace with its deliveries; an idle one fetches only every
+// PollInterval, or when woken.
+const fetchCooldown = 10 * time.Millisecond
 
 // queue is the River queue of the tracker's jobs.
 const queue = "vpay_tracker"
@@ -134,7 +148,12 @@ type Tracker struct {
 
 // New returns a Tracker for cfg. It does not start working jobs: Start
 // does. Migrate must have run on cfg.Pool's database.
-func New(cfg Config) (*Tracker, error) {
+func New(cfg Config) (*Tracker, error) { return newTracker(cfg, fetchCooldown) }
+
+// newTracker is New with the time between fetches (and between River's own
+// insert notifications) as a parameter, for the tests that need River to
+// notify as seldom as it can.
+func newTracker(cfg Config, cooldown time.Duration) (*Tracker, error) {
 	switch {
 	case cfg.Client == nil:
 		return nil, errors.New("tracker: Config.Client is required")
@@ -186,7 +205,7 @@ func New(cfg Config) (*Tracker, error) {
 		JobTimeout:           min(time.Minute, cfg.RescueAfter/2),
 		RescueStuckJobsAfter: cfg.RescueAfter,
 		FetchPollInterval:    cmp.Or(cfg.PollInterval, time.Second),
-		FetchCooldown:        min(100*time.Millisecond, cmp.Or(cfg.PollInterval, time.Second)),
+		FetchCooldown:        min(cooldown, cmp.Or(cfg.PollInterval, time.Second)),
 	})
 	if err != nil {
 		return nil, fmt.Errorf("tracker: %w", err)

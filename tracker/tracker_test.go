@@ -95,9 +95,7 @@ func (s *shop) process(opts ...func(*tracker.Config)) *tracker.Tracker {
 				}
 				return errors.New("the shop's database is busy")
 			}
-			_, err := tx.Exec(ctx, `INSERT INTO shop_updates (reference, status, source, unresolved, transaction_id) VALUES ($1, $2, $3, $4, $5)`,
-				u.Reference, string(u.Status), string(u.Source), u.Unresolved, u.TransactionID)
-			return err
+			return record(ctx, tx, u)
 		},
 		Schedule:     []time.Duration{300 * time.Millisecond, 600 * time.Millisecond, 1200 * time.Millisecond},
 		GiveUp:       3 * time.Second,
@@ -114,6 +112,13 @@ func (s *shop) process(opts ...func(*tracker.Config)) *tracker.Tracker {
 	h := tr.Handler(s.emulator.WebhookSecret)
 	s.handler.Store(&h)
 	return tr
+}
+
+// record is the shop's OnUpdate at its simplest: one row per delivery.
+func record(ctx context.Context, tx pgx.Tx, u tracker.Update) error {
+	_, err := tx.Exec(ctx, `INSERT INTO shop_updates (reference, status, source, unresolved, transaction_id) VALUES ($1, $2, $3, $4, $5)`,
+		u.Reference, string(u.Status), string(u.Source), u.Unresolved, u.TransactionID)
+	return err
 }
 
 // idle returns a tracker that records (its handler serves the webhooks)
