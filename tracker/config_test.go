@@ -54,3 +54,37 @@ func TestNewRefusesInvalidConfig(t *testing.T) {
 	_, err = tracker.New(base())
 	assert.NoError(t, err, "the defaults are valid")
 }
+
+// TestDefaultsReachRiver: the configuration the latency figures of the
+// README were measured with is what a merchant gets (100 workers, a fetch
+// every 10 ms at most while busy, a poll a second while idle), and what a
+// merchant sets replaces it.
+func TestDefaultsReachRiver(t *testing.T) {
+	pool, err := pgxpool.New(context.Background(), "postgres://nobody@127.0.0.1:1/none")
+	require.NoError(t, err)
+	t.Cleanup(pool.Close)
+	emu := vpaytest.NewServer()
+	t.Cleanup(emu.Close)
+	cfg := tracker.Config{Client: emu.Client(), Pool: pool,
+		OnUpdate: func(context.Context, pgx.Tx, tracker.Update) error { return nil }}
+	tr, err := tracker.New(cfg)
+	require.NoError(t, err)
+	rc := tracker.RiverConfig(tr)
+	require.Len(t, rc.Queues, 1)
+	for _, q := range rc.Queues {
+		assert.Equal(t, 100, q.MaxWorkers, "default workers")
+	}
+	assert.Equal(t, 100, tracker.DefaultWorkers)
+	assert.Equal(t, 10*time.Millisecond, rc.FetchCooldown, "a busy process fetches every 10 ms")
+	assert.Equal(t, time.Second, rc.FetchPollInterval, "an idle process polls once a second")
+
+	cfg.Workers, cfg.PollInterval = 7, 5*time.Second
+	tr, err = tracker.New(cfg)
+	require.NoError(t, err)
+	rc = tracker.RiverConfig(tr)
+	for _, q := range rc.Queues {
+		assert.Equal(t, 7, q.MaxWorkers, "Config.Workers reaches River")
+	}
+	assert.Equal(t, 5*time.Second, rc.FetchPollInterval, "Config.PollInterval is the idle poll")
+	assert.Equal(t, 10*time.Millisecond, rc.FetchCooldown)
+}

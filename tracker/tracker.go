@@ -137,6 +137,9 @@ type Tracker struct {
 	cfg   Config
 	log   *slog.Logger
 	river *river.Client[pgx.Tx]
+	// rcfg is what River was configured with: the tests hold the defaults
+	// a merchant gets to it.
+	rcfg  *river.Config
 	admin *Admin
 
 	// Writes of Pay answers that failed while Pay waited, retried in the
@@ -194,7 +197,7 @@ func newTracker(cfg Config, cooldown time.Duration) (*Tracker, error) {
 	workers := river.NewWorkers()
 	river.AddWorker(workers, &checkWorker{t: t})
 	river.AddWorker(workers, &deliverWorker{t: t})
-	rc, err := river.NewClient(riverpgxv5.New(cfg.Pool), &river.Config{
+	t.rcfg = &river.Config{
 		Queues:  map[string]river.QueueConfig{queue: {MaxWorkers: cfg.Workers}},
 		Workers: workers,
 		Logger:  cfg.Logger,
@@ -206,7 +209,8 @@ func newTracker(cfg Config, cooldown time.Duration) (*Tracker, error) {
 		RescueStuckJobsAfter: cfg.RescueAfter,
 		FetchPollInterval:    cmp.Or(cfg.PollInterval, time.Second),
 		FetchCooldown:        min(cooldown, cmp.Or(cfg.PollInterval, time.Second)),
-	})
+	}
+	rc, err := river.NewClient(riverpgxv5.New(cfg.Pool), t.rcfg)
 	if err != nil {
 		return nil, fmt.Errorf("tracker: %w", err)
 	}
