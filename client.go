@@ -51,7 +51,7 @@ type Client struct {
 	keyValue           secretHeader
 	// bearer is the Authorization value of the last token used, built once
 	// per token rather than once per request.
-	bearer atomic.Pointer[bearerValue]
+	bearer atomic.Pointer[secretHeader]
 
 	refresh singleflight.Group
 
@@ -291,24 +291,14 @@ func (secretHeader) String() string             { return "[redacted]" }
 func (secretHeader) GoString() string           { return `"[redacted]"` }
 func (secretHeader) Format(f fmt.State, _ rune) { _, _ = io.WriteString(f, "[redacted]") }
 
-// bearerValue is the Authorization header of one access token; printed,
-// it says [redacted].
-type bearerValue struct {
-	access secret
-	header secretHeader
-}
-
-func (bearerValue) String() string             { return "[redacted]" }
-func (bearerValue) GoString() string           { return `"[redacted]"` }
-func (bearerValue) Format(f fmt.State, _ rune) { _, _ = io.WriteString(f, "[redacted]") }
-
 // bearerHeader returns the Authorization value for tok, built once per
 // token: every request of a token's life sends the same string.
 func (c *Client) bearerHeader(tok *Token) []string {
-	if b := c.bearer.Load(); b != nil && string(b.access) == tok.AccessToken {
-		return b.header
+	const scheme = "Bearer "
+	if b := c.bearer.Load(); b != nil && (*b)[0][len(scheme):] == tok.AccessToken {
+		return *b
 	}
-	b := &bearerValue{access: secret(tok.AccessToken), header: secretHeader{"Bearer " + tok.AccessToken}}
-	c.bearer.Store(b)
-	return b.header
+	b := secretHeader{scheme + tok.AccessToken}
+	c.bearer.Store(&b)
+	return b
 }

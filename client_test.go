@@ -155,7 +155,7 @@ func TestNoSecretInFormatLogsOrErrors(t *testing.T) {
 	fields := struct {
 		Key    secret
 		Header secretHeader
-		Bearer bearerValue
+		Bearer secretHeader
 	}{c.apiKey, c.keyValue, *c.bearer.Load()}
 	for _, v := range []any{c, err, tok, fields} {
 		fmt.Fprintf(&out, "%v %+v %#v %s\n", v, v, v, v)

@@ -74,7 +74,6 @@ func TestDefaultsReachRiver(t *testing.T) {
 	for _, q := range rc.Queues {
 		assert.Equal(t, 100, q.MaxWorkers, "default workers")
 	}
-	assert.Equal(t, 100, tracker.DefaultWorkers)
 	assert.Equal(t, 10*time.Millisecond, rc.FetchCooldown, "a busy process fetches every 10 ms")
 	assert.Equal(t, time.Second, rc.FetchPollInterval, "an idle process polls once a second")
 
