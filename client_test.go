@@ -158,7 +158,7 @@ func TestNoSecretInFormatLogsOrErrors(t *testing.T) {
 		Bearer secretHeader
 	}{c.apiKey, c.keyValue, *c.bearer.Load()}
 	for _, v := range []any{c, err, tok, fields} {
-		fmt.Fprintf(&out, "%v %+v %#v %s\n", v, v, v, v)
+		fmt.Fprintf(&out, "%v %+v %#v %s %d %x %q\n", v, v, v, v, v, v, v)
 	}
 	out.WriteString(logs.String())
 	assertNoSecret(t, out.String())
